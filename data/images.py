@@ -5,6 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no screen needed; must precede pyplot
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 
@@ -40,6 +41,8 @@ def save_images(images, file_name, ims_per_row=10, padding=2, digit_dimensions=(
     ax.imshow(canvas, cmap="binary", vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     if row_labels:
         h = digit_dimensions[0]
         ax.set_yticks([padding + r * (h + padding) + h / 2 for r in range(len(row_labels))])
@@ -56,6 +59,7 @@ def plot_lower_bound(history, file_name):
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(epochs, [h["train"] for h in history], "o-", label="train (mean over the epoch's batches)")
     ax.plot(epochs, [h["test"] for h in history], "s-", label="test (after the epoch)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("lower bound per image (nats)")
     ax.set_title("Evidence lower bound during training")

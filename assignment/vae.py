@@ -1,0 +1,469 @@
+"""A variational autoencoder (VAE) for MNIST digits, in HIPS autograd.
+
+The model. A digit x (784 binary pixels) is generated from a latent code z (L numbers):
+
+    p(z)   = N(z; 0, I)                               the prior
+    p(x|z) = prod_d Bernoulli(x_d; sigmoid(f(z)_d))   the decoder f, a neural net
+
+The posterior p(z|x) is intractable, so an encoder network g approximates it with a
+diagonal Gaussian whose mean and log standard deviation it outputs:
+
+    q(z|x) = N(z; mean(x), diag(exp(log_std(x))^2)),   g(x) = [mean(x), log_std(x)]
+
+Both networks are trained together by maximizing the evidence lower bound (ELBO), a
+lower bound on log p(x):
+
+    log p(x) >= E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z))  =: L(x)
+
+The expectation is estimated with one sample of z, drawn with the reparameterization
+trick so that its gradient flows back into the encoder; the KL between two Gaussians
+has a closed form. Training ascends the average L(x) over minibatches with Adam.
+
+Your part: the five functions marked YOUR CODE HERE. Each docstring gives the math and
+the shapes. Then run `python vae.py` to train (30 epochs, a few minutes) and write the
+figures into results/; `python vae.py --help` lists the options.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import autograd.numpy as np
+import autograd.numpy.random as npr
+from autograd.core import VJPNode, add_outgrads
+from autograd.tracer import new_box, toposort, trace_stack
+
+try:
+    from data import load_mnist, plot_lower_bound, save_images
+except ImportError:  # run from inside the kit, where data/ sits one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from data import load_mnist, plot_lower_bound, save_images
+
+
+# ----------------------------------------------------------------------------------------
+# Provided helpers: the neural networks.
+
+def sigmoid(x):
+    # 1 / (1 + exp(-x)), written with tanh so that it never overflows for large |x|.
+    return 0.5 * (np.tanh(x / 2.0) + 1.0)
+
+
+def relu(x):
+    # max(0, x), written as x times a 0/1 mask: same values, and autograd's gradient of
+    # np.maximum would build float64 masks that silently turn float32 training into float64.
+    return x * (x > 0)
+
+
+def init_net_params(layer_sizes, scale=None, rs=npr):
+    """Weights and biases of a fully connected net, as a list of (W, b) per layer.
+
+    With ``scale=None`` each weight matrix is drawn with standard deviation
+    1/sqrt(fan_in) and biases start at zero. The original coursework used a fixed
+    ``scale=0.01`` for all weights and biases: every layer then shrinks its input by
+    about 0.01 * sqrt(fan_in), so the decoder starts almost deaf to z, the KL term
+    pushes the posterior onto the prior before the code is learned, and after 30 epochs
+    the test ELBO stalls near -111 nats. Scaling by fan-in keeps the activations of
+    order one from the first step and reaches about -100 nats with the same budget.
+    Pass ``scale=0.01`` to reproduce the coursework.
+    """
+    params = []
+    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        if scale is None:
+            params.append((rs.randn(fan_in, fan_out) / np.sqrt(fan_in), np.zeros(fan_out)))
+        else:
+            params.append((scale * rs.randn(fan_in, fan_out), scale * rs.randn(fan_out)))
+    return params
+
+
+def neural_net_predict(params, inputs):
+    """A relu network with a linear last layer. inputs: (batch, D_in) -> (batch, D_out)."""
+    for W, b in params[:-1]:
+        inputs = relu(np.dot(inputs, W) + b)
+    W, b = params[-1]
+    return np.dot(inputs, W) + b
+
+
+# ----------------------------------------------------------------------------------------
+# The parts you write.
+
+def sample_latent_variables_from_posterior(encoder_output):
+    """Draw one z ~ q(z|x) per row, with the reparameterization trick.
+
+    encoder_output: (batch, 2L); columns [0, L) hold the mean, columns [L, 2L) the
+    log standard deviation log_std (not the variance) of q(z|x).
+    Returns z: (batch, L).
+
+    Sampling z directly would block the gradient. Instead draw noise that does not
+    depend on the parameters, eps ~ N(0, I) of shape (batch, L), a fresh vector for
+    every row, and move it:
+
+        z = mean + exp(log_std) * eps
+
+    Then dz/dmean = 1 and dz/dlog_std = exp(log_std) * eps = z - mean, so autograd can
+    differentiate through the sample. Use npr.randn for eps.
+    """
+    # TODO: split encoder_output into mean and log_std, each (batch, L); draw eps of the
+    #       same shape; return mean + exp(log_std) * eps, shape (batch, L).
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def bernoulli_log_prob(targets, logits):
+    """log p(targets | sigmoid(logits)) for independent Bernoulli pixels.
+
+    targets: (batch, D) of 0s and 1s; logits: (batch, D), any real numbers (the
+    decoder's output before the sigmoid). Returns (batch,): one log-probability per
+    row, summed over the D pixels.
+
+    For one pixel with probability p = sigmoid(l):
+
+        log p(t) = t log p + (1 - t) log(1 - p)  =  t * l - log(1 + exp(l))
+
+    The right-hand form is exact and stable: log(sigmoid(l)) rounds to log(0) = -inf
+    once l < -37 or so in float64, while np.logaddexp(0, l) = log(exp(0) + exp(l))
+    never overflows. Your answer must stay finite for |logits| up to 1000.
+    """
+    # TODO: return the sum over the last axis of targets * logits - log(1 + exp(logits)),
+    #       computed stably; shape (batch,).
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def compute_KL(q_means_and_log_stds):
+    """KL(q(z|x) || p(z)) for a diagonal Gaussian q and the standard normal prior p.
+
+    q_means_and_log_stds: (batch, 2L), the encoder's output: means then log standard
+    deviations, as in sample_latent_variables_from_posterior. Returns (batch,).
+
+    Per latent dimension, with s = exp(log_std),
+
+        KL(N(mean, s^2) || N(0, 1)) = 0.5 * (s^2 + mean^2 - 1) - log_std
+
+    and the KL of the whole diagonal Gaussian is the sum over the L dimensions.
+    """
+    # TODO: split into mean and log_std, each (batch, L); return the sum over the latent
+    #       axis of 0.5 * (exp(2 log_std) + mean^2 - 1) - log_std, shape (batch,).
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def vae_lower_bound(gen_params, rec_params, data):
+    """One-sample Monte Carlo estimate of the ELBO, averaged over the batch.
+
+    gen_params: the decoder's (W, b) list, L -> ... -> 784.
+    rec_params: the encoder's (W, b) list, 784 -> ... -> 2L.
+    data: (batch, 784) binary images. Returns a scalar.
+
+        L(x) ~= log p(x | z) - KL(q(z|x) || p(z)),   z ~ q(z|x) drawn once per image
+
+    Steps: encode the data with neural_net_predict(rec_params, .); draw z with your
+    sampler; decode z into logits with neural_net_predict(gen_params, .); combine your
+    bernoulli_log_prob and compute_KL; return the mean over the rows (a mean, not a sum,
+    so the learning rate does not depend on the batch size).
+    """
+    # TODO: encoder output (batch, 2L) -> z (batch, L) -> logits (batch, 784);
+    #       return mean over the batch of log p(x|z) - KL, a scalar.
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def adam_step(params, gradient, m, v, t, learning_rate=0.001, beta1=0.9, beta2=0.999,
+              epsilon=1e-8):
+    """One Adam update (Kingma & Ba 2015) that ASCENDS the objective.
+
+    params, gradient, m, v: 1-D arrays of the same length (all parameters flattened
+    into one vector). m and v are running averages of the gradient and of its square,
+    both zero before the first step; t counts steps from 1. Returns (params, m, v).
+
+        m     = beta1 * m + (1 - beta1) * gradient
+        v     = beta2 * v + (1 - beta2) * gradient^2
+        m_hat = m / (1 - beta1^t)          # bias correction: m and v start at 0
+        v_hat = v / (1 - beta2^t)
+        params = params + learning_rate * m_hat / (sqrt(v_hat) + epsilon)
+
+    The plus sign is deliberate: we maximize the lower bound.
+    """
+    # TODO: update m and v, bias-correct them with t, step params uphill;
+    #       return (params, m, v), each the same shape as params.
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+# ----------------------------------------------------------------------------------------
+# Training, checkpoints and figures (provided).
+
+GRADED_FUNCTIONS = ["sample_latent_variables_from_posterior", "bernoulli_log_prob",
+                    "compute_KL", "vae_lower_bound", "adam_step"]
+
+
+def stop_if_unfinished():
+    """Exit with one line naming the first graded function that is still a stub."""
+    tiny_net = init_net_params([4, 2], rs=npr.RandomState(0))
+    calls = [lambda: sample_latent_variables_from_posterior(np.zeros((1, 2))),
+             lambda: bernoulli_log_prob(np.zeros((1, 4)), np.zeros((1, 4))),
+             lambda: compute_KL(np.zeros((1, 2))),
+             lambda: vae_lower_bound(init_net_params([1, 4], rs=npr.RandomState(0)), tiny_net,
+                                     np.zeros((1, 4))),
+             lambda: adam_step(np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), 1)]
+    state = npr.get_state()
+    for name, call in zip(GRADED_FUNCTIONS, calls):
+        try:
+            call()
+        except NotImplementedError:
+            sys.exit(f"vae.py: {name} is not implemented yet. Replace its "
+                     f"'raise NotImplementedError()' with your code, then run again.")
+        except Exception:
+            break  # a real bug: let training show the full traceback
+    npr.set_state(state)
+
+
+def binarize(images, rs=npr):
+    """Dynamic binarization: each pixel is on with probability equal to its intensity."""
+    return (rs.rand(*images.shape) < images).astype(images.dtype)
+
+
+def test_lower_bound(gen_params, rec_params, binary_test_images, chunk=2000):
+    """ELBO per image over a fixed binarized test set, without touching the training RNG."""
+    state = npr.get_state()
+    npr.seed(1)
+    total = sum(vae_lower_bound(gen_params, rec_params, binary_test_images[i:i + chunk])
+                * len(binary_test_images[i:i + chunk])
+                for i in range(0, len(binary_test_images), chunk))
+    npr.set_state(state)
+    return float(total) / len(binary_test_images)
+
+
+def save_checkpoint(path, flat_params, m, v, t, history, config):
+    """Everything needed to resume, written to a temporary file and then renamed."""
+    tmp = path + ".part.npz"
+    np.savez(tmp, flat_params=flat_params, m=m, v=v, t=t,
+             history=json.dumps(history), config=json.dumps(config),
+             rng=np.array(json.dumps(_rng_state_to_json(npr.get_state()))))
+    os.replace(tmp, path)
+    history_path = os.path.join(os.path.dirname(path), "history.json")
+    with open(history_path + ".part", "w") as f:
+        json.dump({"config": config, "history": history}, f, indent=1)
+    os.replace(history_path + ".part", history_path)
+
+
+def load_checkpoint(path):
+    with np.load(path) as saved:
+        state = {key: saved[key] for key in saved.files}
+    return (state["flat_params"], state["m"], state["v"], int(state["t"]),
+            json.loads(str(state["history"])), json.loads(str(state["config"])),
+            _rng_state_from_json(json.loads(str(state["rng"]))))
+
+
+def _rng_state_to_json(state):
+    name, keys, pos, has_gauss, cached = state
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _rng_state_from_json(state):
+    name, keys, pos, has_gauss, cached = state
+    return name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached
+
+
+def model_config(args):
+    return {"latent_dim": args.latent_dim, "hidden": list(args.hidden), "dtype": args.dtype,
+            "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
+
+
+def parameter_shapes(config):
+    """Shapes of W1, b1, W2, b2, ... of the decoder, then of the encoder."""
+    L, hidden = config["latent_dim"], config["hidden"]
+    shapes = []
+    for sizes in ([L] + hidden + [784], [784] + hidden + [2 * L]):
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            shapes += [(fan_in, fan_out), (fan_out,)]
+    return shapes
+
+
+def init_model(config):
+    """All parameters as one flat vector (what Adam updates), in the config's dtype."""
+    npr.seed(config["seed"])
+    L, hidden = config["latent_dim"], config["hidden"]
+    params = init_net_params([L] + hidden + [784]) + init_net_params([784] + hidden + [2 * L])
+    return np.concatenate([a.ravel() for layer in params for a in layer]).astype(config["dtype"])
+
+
+def split_parameters(flat_params, config):
+    """The flat vector as a list of weight and bias arrays: views, nothing is copied."""
+    arrays, start = [], 0
+    for shape in parameter_shapes(config):
+        size = int(np.prod(shape))
+        arrays.append(flat_params[start:start + size].reshape(shape))
+        start += size
+    return arrays
+
+
+def as_networks(arrays):
+    """[W1, b1, W2, b2, ...] of both networks -> (gen_params, rec_params), lists of (W, b)."""
+    layers = [(arrays[i], arrays[i + 1]) for i in range(0, len(arrays), 2)]
+    return layers[:len(layers) // 2], layers[len(layers) // 2:]
+
+
+def value_and_grads(fun, arrays, *args):
+    """fun(arrays, *args) and its gradient with respect to each array, in one backward pass.
+
+    autograd's grad(fun) would do the same, but differentiating with respect to a list
+    makes it build a zero-filled copy of the whole list for every array it reaches, a
+    fifth of each step here; so each array gets its own start node instead.
+    """
+    starts = [VJPNode.new_root() for _ in arrays]
+    with trace_stack.new_trace() as trace:
+        end = fun([new_box(a, trace, node) for a, node in zip(arrays, starts)], *args)
+    outgrads, grads = {end._node: (np.ones_like(end._value), False)}, {}
+    for node in toposort(end._node):  # autograd's backward_pass, keeping every start's gradient
+        grads[node] = outgrads.pop(node)[0]
+        for parent, ingrad in zip(node.parents, node.vjp(grads[node])):
+            outgrads[parent] = add_outgrads(outgrads.get(parent), ingrad)
+    return end._value, [grads.get(node, 0.0 * a) for node, a in zip(starts, arrays)]
+
+
+def reuse_freed_memory():
+    """Ask glibc to keep freed memory for reuse instead of returning it to the system.
+
+    Every step makes temporaries of a few MB; by default glibc unmaps each one when it
+    is freed, and touching fresh pages for the next one costs a third of the step.
+    """
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
+        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    except (OSError, AttributeError):
+        pass  # not glibc (macOS, Windows): training is just slower
+
+
+def train(args, train_images, test_images):
+    """Train with Adam, checkpointing after every epoch. Returns (flat_params, history)."""
+    from tqdm import tqdm
+
+    config = model_config(args)
+    dtype = np.dtype(args.dtype)
+    flat_params = init_model(config)
+    m, v, t, history = np.zeros_like(flat_params), np.zeros_like(flat_params), 0, []
+    os.makedirs(args.out, exist_ok=True)
+    checkpoint = os.path.join(args.out, "checkpoint.npz")
+    if args.resume and os.path.exists(checkpoint):
+        flat_params, m, v, t, history, saved_config, rng_state = load_checkpoint(checkpoint)
+        if saved_config != config:
+            sys.exit(f"vae.py: {checkpoint} was trained with {saved_config}, not {config}; "
+                     f"use the same options, or another --out")
+        npr.set_state(rng_state)
+        print(f"resuming from {checkpoint} after epoch {len(history)}")
+
+    reuse_freed_memory()
+    train_images = train_images.astype(dtype)
+    binary_test_images = binarize(test_images.astype(dtype), npr.RandomState(0))
+    objective = lambda arrays, batch: vae_lower_bound(*as_networks(arrays), batch)
+    batches_per_epoch = int(np.ceil(len(train_images) / args.batch_size))
+
+    for epoch in range(len(history) + 1, args.epochs + 1):
+        start, total = time.time(), 0.0
+        order = npr.permutation(len(train_images))
+        bar = tqdm(range(batches_per_epoch), desc=f"epoch {epoch}/{args.epochs}", leave=False,
+                   file=sys.stderr, disable=args.quiet)
+        for i in bar:
+            batch = binarize(train_images[order[i * args.batch_size:(i + 1) * args.batch_size]])
+            # Value and gradient in one pass, with respect to the arrays (views into
+            # flat_params); the gradients are then laid out like flat_params for Adam.
+            lower_bound, grads = value_and_grads(objective, split_parameters(flat_params, config), batch)
+            t += 1
+            flat_params, m, v = adam_step(flat_params, np.concatenate([g.ravel() for g in grads]),
+                                          m, v, t, learning_rate=args.lr)
+            total += lower_bound
+            bar.set_postfix_str(f"lower bound {total / (i + 1):8.2f}", refresh=False)
+        bar.close()
+        gen_params, rec_params = as_networks(split_parameters(flat_params, config))
+        history.append({"epoch": epoch, "train": float(total / batches_per_epoch),
+                        "test": test_lower_bound(gen_params, rec_params, binary_test_images),
+                        "seconds": round(time.time() - start, 2)})
+        save_checkpoint(checkpoint, flat_params, m, v, t, history, config)
+        if not args.quiet:
+            h = history[-1]
+            print(f"epoch {epoch:3d}/{args.epochs}  train lower bound {h['train']:8.2f}  "
+                  f"test lower bound {h['test']:8.2f}  ({h['seconds']:.1f} s)", flush=True)
+    return flat_params, history
+
+
+def write_figures(gen_params, rec_params, history, test_images, out, seed=0):
+    """The report's four figures, as PNGs in ``out``. Same seed, same figures."""
+    decode = lambda z: sigmoid(neural_net_predict(gen_params, z))  # Bernoulli means
+    encode_mean = lambda x: np.split(neural_net_predict(rec_params, x), 2, axis=-1)[0]
+    latent_dim = gen_params[0][0].shape[0]
+    os.makedirs(out, exist_ok=True)
+
+    if history:
+        plot_lower_bound(history, os.path.join(out, "lower_bound.png"))
+
+    z = npr.RandomState(seed).randn(25, latent_dim)
+    save_images(decode(z), os.path.join(out, "samples.png"), ims_per_row=5,
+                title="25 samples from the prior (Bernoulli means)", scale=1.2)
+
+    originals = test_images[:10]
+    save_images(np.concatenate([originals, decode(encode_mean(originals))]),
+                os.path.join(out, "reconstructions.png"), ims_per_row=10,
+                row_labels=["test image", "reconstruction"], title="Reconstructions at the posterior mean")
+
+    weights = np.linspace(0.0, 1.0, 25)[:, None]
+    means = encode_mean(test_images[:10])
+    rows = [decode((1 - weights) * means[i] + weights * means[i + 1]) for i in range(0, 10, 2)]
+    save_images(np.concatenate(rows), os.path.join(out, "interpolations.png"), ims_per_row=25,
+                row_labels=[f"test {i} to {i + 1}" for i in range(0, 10, 2)],
+                title="Interpolating between posterior means, 25 steps", scale=0.6)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Train a VAE on MNIST and write the report's figures.")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--latent-dim", type=int, default=50)
+    p.add_argument("--hidden", type=int, nargs="+", default=[200, 200],
+                   help="hidden layer widths of each network (default: 200 200)")
+    p.add_argument("--batch-size", type=int, default=200)
+    p.add_argument("--lr", type=float, default=0.001)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the four MNIST files (default: $MNIST_DIR, else data/mnist)")
+    p.add_argument("--out", default="results", help="folder for checkpoint and figures")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument("--figures-only", action="store_true",
+                   help="redraw the figures from OUT/checkpoint.npz without training")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    args = p.parse_args(argv)
+    for name in ("epochs", "latent_dim", "batch_size"):
+        if getattr(args, name) < (0 if name == "epochs" else 1):
+            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.lr <= 0 or any(h < 1 for h in args.hidden):
+        p.error("--lr and --hidden must be positive")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    stop_if_unfinished()
+    _, train_images, _, test_images, _ = load_mnist(args.data_dir)
+    checkpoint = os.path.join(args.out, "checkpoint.npz")
+    if args.figures_only:
+        if not os.path.exists(checkpoint):
+            sys.exit(f"vae.py: no checkpoint at {checkpoint}; train first (without --figures-only)")
+        flat_params, _, _, _, history, config, _ = load_checkpoint(checkpoint)
+    else:
+        config = model_config(args)
+        try:
+            flat_params, history = train(args, train_images, test_images)
+        except KeyboardInterrupt:
+            sys.exit(f"\ninterrupted: the last finished epoch is saved in {checkpoint}; "
+                     f"run again with --resume to continue")
+    gen_params, rec_params = as_networks(split_parameters(flat_params, config))
+    write_figures(gen_params, rec_params, history, test_images, args.out, args.seed)
+    print(f"figures written to {args.out}/: lower_bound.png samples.png reconstructions.png "
+          f"interpolations.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Generate the student files from the reference, the way nbgrader does.
+
+Each region between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (the delimiters
+nbgrader uses) is replaced by nbgrader's own stub, at the region's indentation:
+
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+Everything outside the regions, including the TODO comment each solution carries just
+above its region, reaches the students unchanged.
+"""
+import os
+import re
+
+from .paths import ASSIGNMENT, SOLUTION
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+_MARKER = re.compile(r"^(\s*)(### (?:BEGIN|END) SOLUTION)\s*$")
+
+
+class ReleaseError(ValueError):
+    """The reference's solution markers are malformed."""
+
+
+def strip_solutions(source, name="solution/vae.py"):
+    """Return ``source`` with every solution region replaced by the stub."""
+    out, inside, begin_line = [], False, 0
+    for number, line in enumerate(source.splitlines(keepends=True), start=1):
+        match = _MARKER.match(line)
+        if not match:
+            if not inside:
+                out.append(line)
+            continue
+        indent, marker = match.groups()
+        if marker == BEGIN:
+            if inside:
+                raise ReleaseError(f"{name}:{number}: {BEGIN} inside the region opened at line {begin_line}")
+            inside, begin_line = True, number
+            out.extend(f"{indent}{stub}\n" for stub in STUB)
+        else:
+            if not inside:
+                raise ReleaseError(f"{name}:{number}: {END} without a {BEGIN} before it")
+            inside = False
+    if inside:
+        raise ReleaseError(f"{name}:{begin_line}: {BEGIN} is never closed by {END}")
+    return "".join(out)
+
+
+def solution_regions(source):
+    """The text inside each solution region (what students must not receive)."""
+    return re.findall(rf"^[ \t]*{BEGIN}[ \t]*\n(.*?)^[ \t]*{END}", source, flags=re.S | re.M)
+
+
+def assignment_source(solution_path=SOLUTION):
+    with open(solution_path) as f:
+        return strip_solutions(f.read(), os.path.relpath(solution_path))
+
+
+def write_atomically(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".part"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def release(check_only=False):
+    """Write assignment/vae.py; with ``check_only``, return the stale paths instead."""
+    expected = {ASSIGNMENT: assignment_source()}
+    stale = []
+    for path, text in expected.items():
+        current = open(path).read() if os.path.exists(path) else None
+        if current != text:
+            stale.append(path)
+            if not check_only:
+                write_atomically(path, text)
+    return stale

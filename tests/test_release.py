@@ -1,0 +1,83 @@
+"""The student script is generated from the reference, and it is never stale."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from grader.paths import ASSIGNMENT, SOLUTION
+from grader.release import ReleaseError, assignment_source, solution_regions, strip_solutions
+
+
+def test_checked_in_assignment_is_generated_from_solution():
+    with open(ASSIGNMENT) as f:
+        checked_in = f.read()
+    assert checked_in == assignment_source(), (
+        "assignment/vae.py differs from what solution/vae.py generates: run `python -m grader release`")
+
+
+def test_assignment_holds_no_solution_code():
+    with open(SOLUTION) as f:
+        regions = solution_regions(f.read())
+    assert len(regions) == 5
+    with open(ASSIGNMENT) as f:
+        assignment = f.read()
+    stubs = [line for line in assignment.splitlines() if line.strip() == "raise NotImplementedError()"]
+    assert "BEGIN SOLUTION" not in assignment and len(stubs) == 5
+    for region in regions:
+        for line in region.splitlines():
+            code = line.strip()
+            if code and not code.startswith("#"):
+                assert code not in assignment, f"solution line reached the students: {code!r}"
+
+
+def test_strip_keeps_indentation_and_surroundings():
+    source = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n\nz = 2\n"
+    assert strip_solutions(source) == ("def f(x):\n    y = 1\n    # YOUR CODE HERE\n"
+                                       "    raise NotImplementedError()\n\nz = 2\n")
+
+
+@pytest.mark.parametrize("source, message", [
+    ("### BEGIN SOLUTION\nx\n", "1: ### BEGIN SOLUTION is never closed"),
+    ("x\n### END SOLUTION\n", "2: ### END SOLUTION without"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n", "2: ### BEGIN SOLUTION inside the region opened at line 1"),
+])
+def test_malformed_markers_are_reported_with_line(source, message):
+    with pytest.raises(ReleaseError, match=message):
+        strip_solutions(source, "s.py")
+
+
+def test_release_check_command_reports_fresh_files():
+    result = subprocess.run([sys.executable, "-m", "grader", "release", "--check"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def run_script(path, cwd, *args):
+    return subprocess.run([sys.executable, path, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_unfinished_script_names_first_missing_function_in_one_line():
+    result = run_script("vae.py", os.path.join(REPO, "assignment"), "--epochs", "1")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "vae.py: sample_latent_variables_from_posterior is not implemented yet. Replace its "
+        "'raise NotImplementedError()' with your code, then run again."]
+
+
+def test_partly_finished_script_names_the_next_function(tmp_path):
+    """Paste the reference's first two answers: the script must point at compute_KL."""
+    with open(SOLUTION) as f:
+        solution = f.read()
+    regions = solution_regions(solution)
+    with open(ASSIGNMENT) as f:
+        partial = f.read()
+    stub = "    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    for region in regions[:2]:
+        partial = partial.replace(stub, region, 1)
+    (tmp_path / "vae.py").write_text(partial)
+    # run from a folder beside data/ to use the kit's data package, as students do in the bundle
+    os.symlink(os.path.join(REPO, "data"), tmp_path / "data")
+    result = run_script("vae.py", str(tmp_path))
+    assert result.returncode == 1 and "vae.py: compute_KL is not implemented yet" in result.stderr
