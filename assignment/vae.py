@@ -172,9 +172,10 @@ def adam_step(params, gradient, m, v, t, learning_rate=0.001, beta1=0.9, beta2=0
               epsilon=1e-8):
     """One Adam update (Kingma & Ba 2015) that ASCENDS the objective.
 
-    params, gradient, m, v: 1-D arrays of the same length (all parameters flattened
-    into one vector). m and v are running averages of the gradient and of its square,
-    both zero before the first step; t counts steps from 1. Returns (params, m, v).
+    params, gradient, m, v: arrays of the same shape (the training loop calls this once
+    per weight matrix and bias vector). m and v are running averages of the gradient and
+    of its square, both zero before the first step; t counts steps from 1. Every
+    operation is elementwise. Returns (params, m, v).
 
         m     = beta1 * m + (1 - beta1) * gradient
         v     = beta2 * v + (1 - beta2) * gradient^2
@@ -281,15 +282,19 @@ def parameter_shapes(config):
 
 
 def init_model(config):
-    """All parameters as one flat vector (what Adam updates), in the config's dtype."""
+    """Weights and biases of both networks, decoder first, as a list of arrays in the config's dtype."""
     npr.seed(config["seed"])
     L, hidden = config["latent_dim"], config["hidden"]
     params = init_net_params([L] + hidden + [784]) + init_net_params([784] + hidden + [2 * L])
-    return np.concatenate([a.ravel() for layer in params for a in layer]).astype(config["dtype"])
+    return [a.astype(config["dtype"]) for layer in params for a in layer]
+
+
+def flatten_arrays(arrays):
+    return np.concatenate([a.ravel() for a in arrays])
 
 
 def split_parameters(flat_params, config):
-    """The flat vector as a list of weight and bias arrays: views, nothing is copied."""
+    """A flat vector (as checkpoints store it) as the list of weight and bias arrays: views."""
     arrays, start = [], 0
     for shape in parameter_shapes(config):
         size = int(np.prod(shape))
@@ -339,27 +344,31 @@ def reuse_freed_memory():
 
 
 def train(args, train_images, test_images):
-    """Train with Adam, checkpointing after every epoch. Returns (flat_params, history)."""
+    """Train with Adam, checkpointing after every epoch. Returns (params, history).
+
+    params is the list [W1, b1, W2, b2, ...] of the decoder, then of the encoder.
+    """
     from tqdm import tqdm
 
     config = model_config(args)
     dtype = np.dtype(args.dtype)
-    flat_params = init_model(config)
-    m, v, t, history = np.zeros_like(flat_params), np.zeros_like(flat_params), 0, []
+    params = init_model(config)
+    m, v, t, history = [np.zeros_like(a) for a in params], [np.zeros_like(a) for a in params], 0, []
     os.makedirs(args.out, exist_ok=True)
     checkpoint = os.path.join(args.out, "checkpoint.npz")
     if args.resume and os.path.exists(checkpoint):
-        flat_params, m, v, t, history, saved_config, rng_state = load_checkpoint(checkpoint)
+        flat_params, flat_m, flat_v, t, history, saved_config, rng_state = load_checkpoint(checkpoint)
         if saved_config != config:
             sys.exit(f"vae.py: {checkpoint} was trained with {saved_config}, not {config}; "
                      f"use the same options, or another --out")
+        params, m, v = (split_parameters(flat, config) for flat in (flat_params, flat_m, flat_v))
         npr.set_state(rng_state)
         print(f"resuming from {checkpoint} after epoch {len(history)}")
 
     reuse_freed_memory()
     train_images = train_images.astype(dtype)
     binary_test_images = binarize(test_images.astype(dtype), npr.RandomState(0))
-    objective = lambda arrays, batch: vae_lower_bound(*as_networks(arrays), batch)
+    objective = lambda params, batch: vae_lower_bound(*as_networks(params), batch)
     batches_per_epoch = int(np.ceil(len(train_images) / args.batch_size))
 
     for epoch in range(len(history) + 1, args.epochs + 1):
@@ -369,25 +378,24 @@ def train(args, train_images, test_images):
                    file=sys.stderr, disable=args.quiet)
         for i in bar:
             batch = binarize(train_images[order[i * args.batch_size:(i + 1) * args.batch_size]])
-            # Value and gradient in one pass, with respect to the arrays (views into
-            # flat_params); the gradients are then laid out like flat_params for Adam.
-            lower_bound, grads = value_and_grads(objective, split_parameters(flat_params, config), batch)
+            lower_bound, gradients = value_and_grads(objective, params, batch)  # one pass
             t += 1
-            flat_params, m, v = adam_step(flat_params, np.concatenate([g.ravel() for g in grads]),
-                                          m, v, t, learning_rate=args.lr)
+            for k in range(len(params)):  # array by array: each stays in cache for all of Adam
+                params[k], m[k], v[k] = adam_step(params[k], gradients[k], m[k], v[k], t,
+                                                  learning_rate=args.lr)
             total += lower_bound
             bar.set_postfix_str(f"lower bound {total / (i + 1):8.2f}", refresh=False)
         bar.close()
-        gen_params, rec_params = as_networks(split_parameters(flat_params, config))
+        seconds = time.time() - start  # training only, not the test-set evaluation
         history.append({"epoch": epoch, "train": float(total / batches_per_epoch),
-                        "test": test_lower_bound(gen_params, rec_params, binary_test_images),
-                        "seconds": round(time.time() - start, 2)})
-        save_checkpoint(checkpoint, flat_params, m, v, t, history, config)
+                        "test": test_lower_bound(*as_networks(params), binary_test_images),
+                        "seconds": round(seconds, 2)})
+        save_checkpoint(checkpoint, *map(flatten_arrays, (params, m, v)), t, history, config)
         if not args.quiet:
             h = history[-1]
             print(f"epoch {epoch:3d}/{args.epochs}  train lower bound {h['train']:8.2f}  "
                   f"test lower bound {h['test']:8.2f}  ({h['seconds']:.1f} s)", flush=True)
-    return flat_params, history
+    return params, history
 
 
 def write_figures(gen_params, rec_params, history, test_images, out, seed=0):
@@ -452,14 +460,14 @@ def main(argv=None):
         if not os.path.exists(checkpoint):
             sys.exit(f"vae.py: no checkpoint at {checkpoint}; train first (without --figures-only)")
         flat_params, _, _, _, history, config, _ = load_checkpoint(checkpoint)
+        params = split_parameters(flat_params, config)
     else:
-        config = model_config(args)
         try:
-            flat_params, history = train(args, train_images, test_images)
+            params, history = train(args, train_images, test_images)
         except KeyboardInterrupt:
             sys.exit(f"\ninterrupted: the last finished epoch is saved in {checkpoint}; "
                      f"run again with --resume to continue")
-    gen_params, rec_params = as_networks(split_parameters(flat_params, config))
+    gen_params, rec_params = as_networks(params)
     write_figures(gen_params, rec_params, history, test_images, args.out, args.seed)
     print(f"figures written to {args.out}/: lower_bound.png samples.png reconstructions.png "
           f"interpolations.png")
