@@ -65,14 +65,43 @@ def write_atomically(path, text):
     os.replace(tmp, path)
 
 
+def fixtures_are_current():
+    import numpy as np
+    from .grade import FIXTURES, compute_fixtures
+    if not os.path.exists(FIXTURES):
+        return False, compute_fixtures
+    with np.load(FIXTURES, allow_pickle=False) as saved:
+        stored = {k: saved[k] for k in saved.files}
+    fresh = compute_fixtures()
+    same = stored.keys() == fresh.keys() and all(
+        stored[k].shape == fresh[k].shape and np.allclose(stored[k], fresh[k], rtol=1e-12, atol=1e-14, equal_nan=True)
+        for k in fresh)
+    return same, lambda: fresh
+
+
+def write_fixtures(values):
+    import numpy as np
+    from .grade import FIXTURES
+    os.makedirs(os.path.dirname(FIXTURES), exist_ok=True)
+    tmp = FIXTURES + ".part.npz"
+    np.savez_compressed(tmp, **values)
+    os.replace(tmp, FIXTURES)
+
+
 def release(check_only=False):
-    """Write assignment/vae.py; with ``check_only``, return the stale paths instead."""
-    expected = {ASSIGNMENT: assignment_source()}
+    """Write assignment/vae.py and the public checks' expected values; with ``check_only``,
+    write nothing and return the stale paths."""
+    from .grade import FIXTURES
     stale = []
-    for path, text in expected.items():
-        current = open(path).read() if os.path.exists(path) else None
-        if current != text:
-            stale.append(path)
-            if not check_only:
-                write_atomically(path, text)
+    text = assignment_source()
+    current = open(ASSIGNMENT).read() if os.path.exists(ASSIGNMENT) else None
+    if current != text:
+        stale.append(ASSIGNMENT)
+        if not check_only:
+            write_atomically(ASSIGNMENT, text)
+    current, fresh = fixtures_are_current()
+    if not current:
+        stale.append(FIXTURES)
+        if not check_only:
+            write_fixtures(fresh())
     return stale

@@ -1,0 +1,535 @@
+"""The checks: one set behind the self-check, batch grading, pytest, nbgrader and Gradescope.
+
+A check builds its inputs from a fixed seed, asks the student's process for numbers
+(``calls``), and judges those numbers against ``expected`` values that the grader computed
+itself: from the reference when it is present (grader/expected.py), or from the fixtures
+precomputed at release when it is not (a student's machine). Known mistakes are named by
+comparing the answer with precomputed "variants", the values that mistake produces.
+Nothing in this file computes any of the five functions.
+"""
+import numpy as np
+
+from .stand_ins import provided_network
+
+FUNCTIONS = ["sample_latent_variables_from_posterior", "bernoulli_log_prob", "compute_KL",
+             "vae_lower_bound", "adam_step"]
+RTOL, ATOL = 1e-6, 1e-8
+FD_STEP, FD_RTOL = 1e-5, 1e-4
+
+
+class Check:
+    """One named check of one function. ``family`` names how expected values are computed."""
+
+    def __init__(self, name, function, family, weight, seed, hidden=False, advice=False, **params):
+        self.name, self.function, self.family = name, function, family
+        self.weight, self.seed, self.hidden, self.advice = weight, seed, hidden, advice
+        self.params = params
+        self.inputs, self.calls = BUILDERS[family](self, np.random.RandomState(seed), **params)
+
+    @property
+    def key(self):
+        return f"{self.function}/{self.name}"
+
+    def call_id(self, suffix):
+        return f"{self.key}/{suffix}"
+
+    def judge(self, results, expected):
+        """(passed, message) from the child's results and the grader's expected values."""
+        return JUDGES[self.family](self, results, expected)
+
+
+# ------------------------------------------------------------------ helpers for judging
+class Failed(Exception):
+    """Raised inside a judge with the message to show."""
+
+
+def answer(check, results, suffix, *keys):
+    """The arrays a call returned, or Failed with the call's own error."""
+    header, arrays = results[check.call_id(suffix)]
+    if header.get("status") != "ok":
+        raise Failed(header.get("message", "no answer"))
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise Failed(f"no {missing[0]} came back")
+    return [arrays[k] for k in keys] if len(keys) > 1 else arrays[keys[0]]
+
+
+def shape_of(got, expected_shape, what, hints=()):
+    if got.shape != tuple(expected_shape):
+        message = f"{what} has shape {got.shape}, expected {tuple(expected_shape)}"
+        for shape, hint in hints:
+            if got.shape == tuple(shape):
+                message += f": {hint}"
+                break
+        raise Failed(message)
+    if not np.all(np.isfinite(got)):
+        bad = np.argwhere(~np.isfinite(got))[0]
+        raise Failed(f"{what} is not finite: {got[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
+
+
+def close(got, want, rtol=RTOL, atol=ATOL):
+    return got.shape == want.shape and np.allclose(got, want, rtol=rtol, atol=atol)
+
+
+def differs(got, want, what):
+    """'expected ..., got ... at index ...' for the largest difference."""
+    diff = np.abs(got - want)
+    index = np.unravel_index(np.argmax(diff), diff.shape) if diff.ndim else ()
+    where = f" at index {tuple(int(i) for i in index)}" if index else ""
+    return f"{what}: expected {_fmt(want[index])}, got {_fmt(got[index])}{where}"
+
+
+def _fmt(x):
+    return f"{float(x):.6g}"
+
+
+def name_mistake(got, expected, variants, what):
+    """Failed naming the first known mistake whose values match, else the largest difference."""
+    for name, message in variants:
+        if name in expected and close(got, expected[name], rtol=1e-5, atol=1e-6):
+            raise Failed(message)
+    raise Failed(differs(got, expected["value"], what))
+
+
+def directional_fd(check, results, suffixes, weights, direction, grad):
+    """Central finite difference of sum(weights * f) along direction, against the autograd gradient."""
+    plus, minus = (answer(check, results, s, "out") for s in suffixes)
+    fd = (np.sum(weights * plus) - np.sum(weights * minus)) / (2 * FD_STEP)
+    analytic = float(np.sum(grad * direction))
+    if not abs(fd - analytic) <= FD_RTOL * (1 + abs(fd)):
+        raise Failed(f"autograd's gradient of your function ({analytic:.6g} along a random direction) does not "
+                     f"match its finite differences ({fd:.6g}): autograd cannot see part of the computation "
+                     f"(plain numpy instead of autograd.numpy, in-place writes, float() or .astype on the way)")
+
+
+def value_call(check, suffix, function, args, **extra):
+    return dict({"id": check.call_id(suffix), "function": function, "kind": "value", "args": args}, **extra)
+
+
+# ------------------------------------------------------------------ the sampler
+def build_sample_reparam(check, rs, shapes):
+    inputs, calls = {}, []
+    for i, (batch, latent) in enumerate(shapes):
+        mean, log_std = rs.randn(batch, latent), rs.uniform(-2, 1, (batch, latent))
+        inputs[f"{check.key}/x{i}"] = np.hstack([mean, log_std])
+        inputs[f"{check.key}/w{i}"] = np.ones((batch, latent))
+        calls.append({"id": check.call_id(f"case{i}"), "function": check.function, "kind": "value_and_vjp",
+                      "wrt": 0, "args": [{"array": f"{check.key}/x{i}"}], "weights": f"{check.key}/w{i}",
+                      "seed": check.seed + i})
+    return inputs, calls
+
+
+def judge_sample_reparam(check, results, expected):
+    for i, (batch, latent) in enumerate(check.params["shapes"]):
+        z = answer(check, results, f"case{i}", "out")
+        shape_of(z, (batch, latent), f"the sample for a ({batch}, {2 * latent}) encoder output",
+                 [((batch, 2 * latent), "return only z, one value per latent dimension (the first half is the mean)"),
+                  ((latent,), "return one sample per row of the batch")])
+        grad = answer(check, results, f"case{i}", "grad")
+        mean = check.inputs[f"{check.key}/x{i}"][:, :latent]
+        d_mean, d_log_std = grad[:, :latent], grad[:, latent:]
+        if np.allclose(d_mean, 0) and np.allclose(d_log_std, 0):
+            raise Failed("the gradient of the sample is zero: autograd cannot see how z depends on the encoder "
+                         "output (was z drawn with np.random.normal(mean, std)? use mean + exp(log_std) * eps)")
+        if not np.allclose(d_mean, 1.0):
+            raise Failed(differs(d_mean, np.ones_like(d_mean), "d sum(z) / d mean (should be 1 everywhere)"))
+        if np.allclose(d_log_std, 0):
+            raise Failed("gradient with respect to log_std is zero: the sample is not reparameterized "
+                         "(the noise must be scaled by exp(log_std) inside the autograd computation)")
+        for factor, hint in ((0.5, "looks like exp(log_std / 2): log_std is already the log of the standard deviation"),
+                             (2.0, "looks like exp(2 * log_std), the variance: scale the noise by the standard deviation")):
+            if np.allclose(d_log_std, factor * (z - mean), rtol=1e-6, atol=1e-9):
+                raise Failed(f"d sum(z) / d log_std {hint}")
+        if not np.allclose(d_log_std, z - mean, rtol=1e-6, atol=1e-9):
+            raise Failed(differs(d_log_std, z - mean, "d sum(z) / d log_std (should equal z - mean)"))
+    return True, ""
+
+
+def build_sample_stats(check, rs, mean, log_std, rows):
+    x = np.tile(np.concatenate([mean, log_std]), (rows, 1))
+    inputs = {f"{check.key}/x": x}
+    return inputs, [value_call(check, "draw", check.function, [{"array": f"{check.key}/x"}], seed=check.seed)]
+
+
+def _noise(check, results):
+    mean, log_std = (np.asarray(check.params[k], float) for k in ("mean", "log_std"))
+    z = answer(check, results, "draw", "out")
+    shape_of(z, (check.params["rows"], len(mean)), "the sample")
+    return z, mean, log_std
+
+
+def judge_sample_moments(check, results, expected):
+    z, mean, log_std = _noise(check, results)
+    std = np.exp(log_std)
+    got_mean, got_std = z.mean(0), z.std(0)
+    for scale, hint in ((np.exp(log_std / 2), "you used exp(log_std / 2): log_std is the log of the standard deviation"),
+                        (np.exp(2 * log_std), "you used exp(2 * log_std), the variance, where the standard deviation belongs")):
+        if np.allclose(got_std, scale, rtol=0.03) and not np.allclose(scale, std, rtol=0.03):
+            raise Failed(f"the spread of your samples is {_fmt(got_std[1])} where it should be {_fmt(std[1])}: {hint}")
+    tolerance = 5 * std / np.sqrt(len(z))
+    eps = (z - mean) / std
+    if np.all(eps >= -1e-9) and np.all(eps.mean(0) > 0.3):
+        raise Failed("all your noise is non-negative: it looks uniform on [0, 1); draw eps from the standard normal (npr.randn)")
+    if not np.all(np.abs(got_mean - mean) <= tolerance):
+        raise Failed(differs(got_mean, mean, "the mean of many samples"))
+    if not np.allclose(got_std, std, rtol=0.03):
+        raise Failed(differs(got_std, std, "the standard deviation of many samples"))
+    tails = np.mean(np.abs(eps) > 2)
+    if not 0.035 < tails < 0.057:  # 4.55% of a standard normal lies beyond 2
+        raise Failed(f"{tails:.1%} of your noise lies beyond 2 standard deviations, a normal gives 4.6%: "
+                     f"draw eps from the standard normal (npr.randn)")
+    return True, ""
+
+
+def judge_sample_independence(check, results, expected):
+    z, mean, log_std = _noise(check, results)
+    eps = (z - mean) / np.exp(log_std)
+    if np.allclose(eps, eps[:1]):
+        raise Failed("every row got the same noise: one noise vector is shared by the whole batch; "
+                     "draw eps with the shape of the mean, (batch, L)")
+    if eps.shape[1] > 1 and np.allclose(eps, eps[:, :1]):
+        raise Failed("every latent dimension of a row got the same noise; draw eps with shape (batch, L)")
+    correlation = np.mean(eps[:-1] * eps[1:])
+    if abs(correlation) > 5 / np.sqrt(eps.size):
+        raise Failed(f"the noise of neighbouring rows is correlated ({correlation:.3f}); draw fresh noise for every row")
+    return True, ""
+
+
+# ------------------------------------------------------------------ values and gradients of deterministic functions
+def build_values(check, rs, cases, make):
+    """cases: list of shape tuples; make(rs, *shape) -> list of argument arrays."""
+    inputs, calls = {}, []
+    for i, shape in enumerate(cases):
+        names = []
+        for j, array in enumerate(make(rs, *shape)):
+            names.append(f"{check.key}/a{i}_{j}")
+            inputs[names[-1]] = array
+        calls.append(value_call(check, f"case{i}", check.function, [{"array": n} for n in names]))
+    return inputs, calls
+
+
+def build_gradient(check, rs, cases, make, wrt):
+    """Autograd gradient of sum(w * f) with respect to argument ``wrt``, and f at x ± h d."""
+    inputs, calls = {}, []
+    for i, shape in enumerate(cases):
+        arrays = make(rs, *shape)
+        names = [f"{check.key}/a{i}_{j}" for j in range(len(arrays))]
+        inputs.update(zip(names, arrays))
+        out_shape = arrays[0].shape[:-1]
+        inputs[f"{check.key}/w{i}"] = rs.randn(*out_shape)
+        direction = rs.randn(*arrays[wrt].shape)
+        inputs[f"{check.key}/d{i}"] = direction
+        calls.append({"id": check.call_id(f"grad{i}"), "function": check.function, "kind": "value_and_vjp",
+                      "wrt": wrt, "args": [{"array": n} for n in names], "weights": f"{check.key}/w{i}"})
+        for sign, label in ((1, "plus"), (-1, "minus")):
+            moved = list(names)
+            moved[wrt] = f"{check.key}/a{i}_{wrt}_{label}"
+            inputs[moved[wrt]] = arrays[wrt] + sign * FD_STEP * direction
+            calls.append(value_call(check, f"{label}{i}", check.function, [{"array": n} for n in moved]))
+    return inputs, calls
+
+
+def judge_values(check, results, expected, shape_hints, variants, what):
+    for i, _ in enumerate(check.params["cases"]):
+        got = answer(check, results, f"case{i}", "out")
+        want = expected[f"case{i}"]
+        shape_of(got, want.shape, what, shape_hints(want.shape, check.inputs[f"{check.key}/a{i}_0"].shape))
+        if not close(got, want):
+            name_mistake(got, {"value": want, **{k[len(f"case{i}/"):]: v for k, v in expected.items()
+                                                  if k.startswith(f"case{i}/")}}, variants, what)
+    return True, ""
+
+
+def judge_gradient(check, results, expected, variants, what):
+    for i, _ in enumerate(check.params["cases"]):
+        header, arrays = results[check.call_id(f"grad{i}")]
+        if header.get("status") != "ok":
+            raise Failed(header.get("message", "no answer"))
+        if "grad" not in arrays:
+            raise Failed(f"{what}: your function's output has the wrong shape, so its gradient was not checked")
+        grad, want = arrays["grad"], expected[f"grad{i}"]
+        shape_of(grad, want.shape, f"the gradient of {what}")
+        directional_fd(check, results, (f"plus{i}", f"minus{i}"), check.inputs[f"{check.key}/w{i}"],
+                       check.inputs[f"{check.key}/d{i}"], grad)
+        if not close(grad, want, rtol=1e-5, atol=1e-7):
+            name_mistake(grad, {"value": want, **{k[len(f"grad{i}/"):]: v for k, v in expected.items()
+                                                  if k.startswith(f"grad{i}/")}}, variants, f"the gradient of {what}")
+    return True, ""
+
+
+def bernoulli_inputs(rs, batch, pixels, scale=3.0):
+    return [(rs.rand(batch, pixels) < 0.5).astype(float), scale * rs.randn(batch, pixels)]
+
+
+def extreme_logits(rs, batch, pixels):
+    targets = (rs.rand(batch, pixels) < 0.5).astype(float)
+    logits = rs.choice([-1000.0, -100.0, -40.0, 40.0, 100.0, 1000.0], size=(batch, pixels))
+    return [targets, logits]
+
+
+def kl_inputs(rs, batch, latent, extreme=False):
+    if extreme:
+        return [np.hstack([rs.uniform(-10, 10, (batch, latent)), rs.uniform(-5, 3, (batch, latent))])]
+    return [np.hstack([rs.randn(batch, latent), rs.uniform(-1.5, 1, (batch, latent))])]
+
+
+PER_ROW_HINTS = lambda want, given: [(given, "you return one value per element; sum over the last axis"),
+                                     ((), "you return a single number; return one value per row of the batch")]
+KL_SHAPE_HINTS = lambda want, given: [((want[0], given[1] // 2), "you return one value per latent dimension; "
+                                                                  "sum over the last axis"),
+                                      ((), "you return a single number; return one value per row of the batch")]
+BERNOULLI_VARIANTS = [("negated", "your log-probability has the wrong sign: it must be at most 0"),
+                      ("swapped", "you swapped targets and logits"),
+                      ("mean", "you averaged over the pixels; sum over them"),
+                      ("sigmoid_twice", "you applied the sigmoid to the logits and then treated them as logits again")]
+KL_VARIANTS = [("logvar", "your KL treats log_std as a log-variance: log_std is the log of the standard deviation, "
+                          "so the variance is exp(2 * log_std)"),
+               ("negated", "your KL has the wrong sign: a KL divergence is never negative"),
+               ("mean", "you averaged over the latent dimensions; sum over them"),
+               ("no_constant", "your KL is off by L/2: the -1 inside 0.5 * (s^2 + mean^2 - 1) is missing"),
+               ("half_log", "your KL has -0.5 * log_std where -log_std belongs")]
+KL_GRADIENT_VARIANTS = [("logvar", "your KL's gradient treats log_std as a log-variance: log_std is the log of the "
+                                   "standard deviation")]
+
+
+def judge_bernoulli_values(check, results, expected):
+    return judge_values(check, results, expected, PER_ROW_HINTS, BERNOULLI_VARIANTS, "bernoulli_log_prob")
+
+
+def judge_bernoulli_stability(check, results, expected):
+    got = answer(check, results, "case0", "out")
+    want = expected["case0"]
+    if got.shape != want.shape or not np.all(np.isfinite(got)):
+        raise Failed("not finite when |logits| is large (40 to 1000): log(sigmoid(l)) rounds to log(0) = -inf; "
+                     "write log(1 + exp(l)) in a form that never overflows (the docstring shows one)")
+    if not close(got, want, rtol=1e-6, atol=1e-6):
+        raise Failed(differs(got, want, "bernoulli_log_prob at large |logits|") +
+                     ": clipping the probabilities loses accuracy; use the exact stable form")
+    return True, ""
+
+
+def judge_bernoulli_gradient(check, results, expected):
+    return judge_gradient(check, results, expected, [], "bernoulli_log_prob")
+
+
+def judge_kl_values(check, results, expected):
+    return judge_values(check, results, expected, KL_SHAPE_HINTS, KL_VARIANTS, "compute_KL")
+
+
+def judge_kl_gradient(check, results, expected):
+    return judge_gradient(check, results, expected, KL_GRADIENT_VARIANTS, "compute_KL")
+
+
+# ------------------------------------------------------------------ the lower bound, with stand-ins
+def build_lower_bound(check, rs, batch, latent, width):
+    k = check.key
+    inputs = {f"{k}/data": (rs.rand(batch, 784) < 0.3).astype(float),
+              f"{k}/z": rs.randn(batch, latent), f"{k}/B": -rs.uniform(50, 200, batch),
+              f"{k}/dB": rs.randn(batch, 784), f"{k}/K": rs.uniform(1, 20, batch), f"{k}/dK": rs.randn(batch, 2 * latent)}
+    nets = {}
+    for net, sizes in (("gen", [latent, width, 784]), ("rec", [784, width, 2 * latent])):
+        names = []
+        for i, (m, n) in enumerate(zip(sizes[:-1], sizes[1:])):
+            for part, shape in (("W", (m, n)), ("b", (n,))):
+                names.append(f"{k}/{net}{part}{i}")
+                inputs[names[-1]] = rs.randn(*shape) / np.sqrt(m if part == "W" else 1) * (1 if part == "W" else 0.1)
+        nets[net] = names
+    net = lambda names: [(inputs[names[i]], inputs[names[i + 1]]) for i in range(0, len(names), 2)]
+    inputs[f"{k}/e0"] = provided_network(net(nets["rec"]), inputs[f"{k}/data"])  # the base point of the stand-ins
+    inputs[f"{k}/l0"] = provided_network(net(nets["gen"]), inputs[f"{k}/z"])
+    chosen = {c: f"{k}/{c}" for c in ("z", "B", "dB", "K", "dK", "e0", "l0")}
+    call = {"function": check.function, "kind": "lower_bound", "chosen": chosen,
+            "args": [{"net": nets["gen"]}, {"net": nets["rec"]}, {"array": f"{k}/data"}]}
+    calls = [dict(call, id=check.call_id("main"))]
+    if check.family == "lower_bound_gradient":  # finite differences along one direction in parameter space
+        direction = {name: rs.randn(*inputs[name].shape) for name in nets["gen"] + nets["rec"]}
+        inputs.update({f"{name}/d": d for name, d in direction.items()})
+        for sign, label in ((1, "plus"), (-1, "minus")):
+            moved = {}
+            for net in ("gen", "rec"):
+                moved[net] = [f"{name}/{label}" for name in nets[net]]
+                for name in nets[net]:
+                    inputs[f"{name}/{label}"] = inputs[name] + sign * FD_STEP * direction[name]
+            calls.append(dict(call, id=check.call_id(label), gradient=False,
+                              args=[{"net": moved["gen"]}, {"net": moved["rec"]}, {"array": f"{k}/data"}]))
+    check.nets = nets
+    return inputs, calls
+
+
+LOWER_BOUND_VARIANTS = [
+    ("sum", "you summed over the batch; return the mean over the rows of data"),
+    ("plus_kl", "you added the KL; the lower bound is log p(x|z) - KL"),
+    ("no_kl", "the KL term is missing; the lower bound is log p(x|z) - KL"),
+    ("negated", "you returned the negated lower bound; return the bound itself (training ascends it)")]
+
+
+def judge_lower_bound_value(check, results, expected):
+    got = answer(check, results, "main", "out")
+    if got.shape != ():
+        if got.shape == (check.params["batch"],):
+            raise Failed("you return one value per image; return their mean over the batch, a scalar")
+        raise Failed(f"vae_lower_bound returned shape {got.shape}, expected a scalar")
+    want = expected["main"]
+    if not close(got, want):
+        ratio = float(got / want) if want else 0.0
+        for name, message in LOWER_BOUND_VARIANTS:
+            if name in expected and close(got, expected[name], rtol=1e-6, atol=1e-6):
+                raise Failed(message)
+        if ratio > 1.5 and abs(ratio - round(ratio)) < 1e-6:
+            raise Failed(f"your bound is {ratio:.0f} times the batch mean: it is scaled (by N / batch size?); "
+                         f"return the plain mean over the batch")
+        raise Failed(differs(got, want, "the lower bound") + " (with your helpers replaced by the grader's)")
+    return True, ""
+
+
+def judge_lower_bound_parts(check, results, expected):
+    header, arrays = results[check.call_id("main")]
+    if header.get("status") != "ok":
+        raise Failed(header.get("message", "no answer"))
+    counts = arrays["counts"]
+    sampler_calls, bernoulli_calls, kl_calls = int(counts[1]), int(counts[2]), int(counts[3])
+    if sampler_calls == 0:
+        raise Failed("vae_lower_bound never calls sample_latent_variables_from_posterior: draw z with your sampler")
+    if sampler_calls > 1:
+        raise Failed(f"vae_lower_bound draws {sampler_calls} samples; the assignment asks for one per image")
+    if not close(arrays["sampler_input"], expected["encoder_output"]):
+        raise Failed("the sampler does not get the encoder's output, neural_net_predict(rec_params, data)")
+    latent = check.params["latent"]
+    decoder_inputs = [arrays[f"network{i}_input"] for i in range(int(min(counts[0], 4)))
+                      if tuple(arrays[f"network{i}_shape"].astype(int))[:1] == (latent,)]
+    if not decoder_inputs:
+        raise Failed("vae_lower_bound never runs the decoder, neural_net_predict(gen_params, z)")
+    z = check.inputs[f"{check.key}/z"]
+    if not any(close(x, z) for x in decoder_inputs):
+        if any(close(x, expected["encoder_output"][:, :latent]) for x in decoder_inputs):
+            raise Failed("the decoder gets the posterior mean, not the sample z: decode the sample")
+        raise Failed("the decoder does not get the sample z drawn by your sampler")
+    if bernoulli_calls != 1:
+        raise Failed(f"vae_lower_bound calls bernoulli_log_prob {bernoulli_calls} times; call it once, "
+                     f"with the data and the decoder's logits")
+    targets, logits = arrays["bernoulli_targets"], arrays["bernoulli_logits"]
+    data = check.inputs[f"{check.key}/data"]
+    if close(targets, expected["logits"]) and close(logits, data):
+        raise Failed("the arguments of bernoulli_log_prob are swapped: it takes (targets, logits)")
+    if close(targets, data) and close(logits, expected["sigmoid_logits"]):
+        raise Failed("you pass sigmoid(logits) to bernoulli_log_prob, which applies the sigmoid itself "
+                     "(the sigmoid is applied twice): pass the decoder's output directly")
+    if not (close(targets, data) and close(logits, expected["logits"])):
+        raise Failed("bernoulli_log_prob should get (data, the decoder's output for z)")
+    if kl_calls != 1 or not close(arrays["kl_input"], expected["encoder_output"]):
+        raise Failed("compute_KL should be called once, with the encoder's output")
+    return True, ""
+
+
+def judge_lower_bound_gradient(check, results, expected):
+    grad = answer(check, results, "main", "grad")
+    want = expected["grad"]
+    shape_of(grad, want.shape, "the gradient of the lower bound")
+    direction = np.concatenate([check.inputs[f"{name}/d"].ravel() for net in ("gen", "rec") for name in check.nets[net]])
+    plus, minus = (answer(check, results, s, "out") for s in ("plus", "minus"))
+    fd = float(plus - minus) / (2 * FD_STEP)
+    analytic = float(grad @ direction)
+    if not abs(fd - analytic) <= FD_RTOL * (1 + abs(fd)):
+        raise Failed(f"autograd's gradient of your lower bound ({analytic:.6g} along a random direction) does not "
+                     f"match its finite differences ({fd:.6g}): part of the computation is hidden from autograd")
+    if not close(grad, want, rtol=1e-5, atol=1e-7):
+        raise Failed(differs(grad, want, "the gradient of the lower bound with respect to the parameters"))
+    return True, ""
+
+
+# ------------------------------------------------------------------ Adam
+def build_adam(check, rs, size, scales, learning_rate):
+    k = check.key
+    inputs = {f"{k}/params": rs.randn(size), f"{k}/m": np.zeros(size), f"{k}/v": np.zeros(size)}
+    gradients = []
+    for step, scale in enumerate(scales):
+        inputs[f"{k}/g{step}"] = scale * rs.randn(size) * np.logspace(-3, 3, size)
+        gradients.append(f"{k}/g{step}")
+    kwargs = {} if learning_rate is None else {"learning_rate": {"number": learning_rate}}
+    call = {"id": check.call_id("steps"), "function": check.function, "kind": "adam_steps", "t0": 1,
+            "gradients": gradients, "kwargs": kwargs,
+            "args": [{"array": f"{k}/params"}, {"array": f"{k}/g0"}, {"array": f"{k}/m"}, {"array": f"{k}/v"}]}
+    return inputs, [call]
+
+
+ADAM_VARIANTS = [
+    ("descent", "your step goes downhill; this Adam must ascend the lower bound (params + step)"),
+    ("no_bias_correction", "the bias correction is missing: divide m by 1 - beta1^t and v by 1 - beta2^t"),
+    ("bias_t_minus_1", "the bias correction uses t - 1 (or t counted from 0): t counts steps from 1"),
+    ("bias_t_plus_1", "the bias correction uses t + 1: t counts steps from 1, use it as given"),
+    ("no_sqrt", "the square root of v_hat is missing in the denominator"),
+    ("abs_not_square", "v must average the squared gradient, gradient ** 2"),
+    ("eps_inside", "epsilon belongs outside the square root: sqrt(v_hat) + epsilon"),
+    ("moments_not_carried", "m and v are not carried from step to step: update the m and v passed in and return them")]
+
+
+def judge_adam(check, results, expected):
+    header, arrays = results[check.call_id("steps")]
+    if header.get("status") != "ok":
+        raise Failed(header.get("message", "no answer"))
+    for step in range(len(check.params["scales"])):
+        for label, what in (("params", "params"), ("m", "m"), ("v", "v")):
+            got, want = arrays.get(f"{label}{step}"), expected[f"{label}{step}"]
+            if got is None:
+                raise Failed(f"no {what} came back at step {step + 1}")
+            shape_of(got, want.shape, f"{what} after step {step + 1}")
+            if not close(got, want, rtol=1e-7, atol=1e-12):
+                for name, message in ADAM_VARIANTS:
+                    key = f"{name}/{label}{step}"
+                    if key in expected and close(got, expected[key], rtol=1e-7, atol=1e-12):
+                        raise Failed(f"step {step + 1}: {message}")
+                raise Failed(differs(got, want, f"{what} after step {step + 1} (t = {step + 1})"))
+    return True, ""
+
+
+# ------------------------------------------------------------------ registry
+BUILDERS = {
+    "sample_reparam": build_sample_reparam,
+    "sample_moments": build_sample_stats, "sample_independence": build_sample_stats,
+    "bernoulli_values": lambda c, rs, cases: build_values(c, rs, cases, bernoulli_inputs),
+    "bernoulli_stability": lambda c, rs, cases: build_values(c, rs, cases, extreme_logits),
+    "bernoulli_gradient": lambda c, rs, cases: build_gradient(c, rs, cases, bernoulli_inputs, wrt=1),
+    "kl_values": lambda c, rs, cases, extreme=False: build_values(
+        c, rs, cases, lambda rs, b, l: kl_inputs(rs, b, l, extreme)),
+    "kl_gradient": lambda c, rs, cases: build_gradient(c, rs, cases, kl_inputs, wrt=0),
+    "lower_bound_value": build_lower_bound, "lower_bound_parts": build_lower_bound,
+    "lower_bound_gradient": build_lower_bound,
+    "adam": build_adam,
+}
+JUDGES = {
+    "sample_reparam": judge_sample_reparam, "sample_moments": judge_sample_moments,
+    "sample_independence": judge_sample_independence,
+    "bernoulli_values": judge_bernoulli_values, "bernoulli_stability": judge_bernoulli_stability,
+    "bernoulli_gradient": judge_bernoulli_gradient,
+    "kl_values": judge_kl_values, "kl_gradient": judge_kl_gradient,
+    "lower_bound_value": judge_lower_bound_value, "lower_bound_parts": judge_lower_bound_parts,
+    "lower_bound_gradient": judge_lower_bound_gradient,
+    "adam": judge_adam,
+}
+
+S, B, K, LB, A = FUNCTIONS
+
+
+def public_checks():
+    """The checks students can run: their inputs and expected values ship with the assignment."""
+    stats = dict(mean=[1.0, -2.0, 0.0, 0.5], log_std=[0.0, -1.0, 1.0, -0.5], rows=20000)
+    return [
+        Check("shape and reparameterization gradient", S, "sample_reparam", 8, seed=1, shapes=[(1, 3), (7, 50)]),
+        Check("sample mean and standard deviation", S, "sample_moments", 8, seed=2, **stats),
+        Check("fresh noise for every row", S, "sample_independence", 4, seed=3, **stats),
+        Check("values", B, "bernoulli_values", 10, seed=4, cases=[(1, 784), (5, 10)]),
+        Check("gradient", B, "bernoulli_gradient", 10, seed=5, cases=[(3, 784)]),
+        Check("stable at large |logits|", B, "bernoulli_stability", 0, seed=6, advice=True, cases=[(4, 50)]),
+        Check("values", K, "kl_values", 7, seed=7, cases=[(1, 3), (6, 50)]),
+        Check("values at extreme but legal inputs", K, "kl_values", 5, seed=8, cases=[(4, 10)], extreme=True),
+        Check("gradient", K, "kl_gradient", 8, seed=9, cases=[(5, 4)]),
+        Check("value: mean over the batch of log p(x|z) - KL", LB, "lower_bound_value", 9, seed=10,
+              batch=4, latent=3, width=5),
+        Check("uses the encoder, one sample, the decoder and both terms", LB, "lower_bound_parts", 8, seed=11,
+              batch=4, latent=3, width=5),
+        Check("gradient with respect to the parameters", LB, "lower_bound_gradient", 8, seed=12,
+              batch=3, latent=2, width=4),
+        Check("first step", A, "adam", 5, seed=13, size=12, scales=[1.0], learning_rate=None),
+        Check("six steps, gradients of very different scales", A, "adam", 10, seed=14, size=12,
+              scales=[1.0, 1e3, 1e-3, 1.0, 1e2, 1e-2], learning_rate=0.01),
+    ]

@@ -1,0 +1,222 @@
+"""The only code that runs beside a student's file: import it, answer calls with numbers.
+
+Started by grader/runner.py as a fresh interpreter in a temporary folder holding the
+submission (as vae.py), the kit's data/ package, request.json and inputs.npz. For each
+call of the request it writes one frame to the result pipe: a length-prefixed .npz
+holding plain float64 arrays and a JSON header. It judges nothing: the parent compares
+the numbers with values it computes itself, and trusts nothing else this process does.
+"""
+import ast
+import io
+import json
+import os
+import signal
+import struct
+import sys
+import traceback
+
+FRAME_MAGIC = b"VAEK"
+SAFE_MODULES = ("numpy", "autograd", "scipy", "math", "functools", "itertools", "collections")
+SAFE_BUILTINS = {"range", "len", "list", "tuple", "dict", "float", "int", "zip", "print", "object",
+                 "staticmethod", "classmethod", "property", "set", "frozenset", "str", "bool"}
+
+
+# ------------------------------------------------------------------ importing the submission
+def definitions_only(tree):
+    """Keep what defines functions and constants; skip training and other top-level work.
+
+    Returns (module tree, [line numbers of skipped statements]). An ``if __name__ ==
+    "__main__":`` block is dropped silently: importing would not run it anyway.
+    """
+    safe_names = set(SAFE_BUILTINS)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            module = getattr(node, "module", None) or ""
+            for alias in node.names:
+                root = (module or alias.name).split(".")[0]
+                if root in SAFE_MODULES:
+                    safe_names.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            safe_names.add(node.name)
+
+    def only_safe_calls(node, extra=()):
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call):
+                root = sub.func
+                while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
+                    root = root.value if not isinstance(root, ast.Call) else root.func
+                if not (isinstance(root, ast.Name) and (root.id in safe_names or root.id in extra)):
+                    return False
+        return True
+
+    kept, skipped = [], []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            kept.append(node)
+        elif isinstance(node, ast.If) and _is_main_guard(node):
+            continue
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            kept.append(node)  # docstrings
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and only_safe_calls(node):
+            kept.append(node)
+        elif isinstance(node, ast.Try) and all(isinstance(n, (ast.Import, ast.ImportFrom, ast.Expr, ast.Assign))
+                                               and only_safe_calls(n, extra=("sys", "os"))
+                                               for n in ast.walk(node) if isinstance(n, ast.stmt) and n is not node):
+            kept.append(node)  # import fallbacks, which may add a folder to sys.path
+        else:
+            skipped.append(node.lineno)
+    return ast.Module(body=kept, type_ignores=[]), skipped
+
+
+def _is_main_guard(node):
+    test = node.test
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+            and len(test.comparators) == 1 and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value == "__main__")
+
+
+def import_submission(path):
+    import types
+    with open(path, encoding="utf-8", errors="replace") as f:
+        source = f.read()
+    tree = ast.parse(source, filename="vae.py")
+    tree, skipped = definitions_only(tree)
+    module = types.ModuleType("vae")
+    module.__file__ = path
+    sys.modules["vae"] = module
+    exec(compile(tree, "vae.py", "exec"), module.__dict__)
+    return module, skipped
+
+
+# ------------------------------------------------------------------ answering calls
+def to_float_array(value, what):
+    """Plain float64 ndarray (never a subclass, never an autograd box) or raise TypeError."""
+    import numpy as np
+    value = getattr(value, "_value", value)  # an autograd box that escaped
+    try:
+        array = np.array(value, dtype=np.float64, subok=False, order="C")
+    except Exception as e:
+        raise TypeError(f"{what} is a {type(value).__name__}, not an array of numbers ({e})") from None
+    return array.view(np.ndarray)
+
+
+def build_argument(spec, arrays):
+    if "array" in spec:
+        return arrays[spec["array"]].copy()
+    if "net" in spec:  # a list of (W, b) layers
+        names = spec["net"]
+        return [(arrays[names[i]].copy(), arrays[names[i + 1]].copy()) for i in range(0, len(names), 2)]
+    return spec["number"]
+
+
+def run_call(module, call, arrays):
+    """Answer one call; returns (header, {name: float64 array})."""
+    import numpy as np
+    name = call["function"]
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        return {"status": "missing", "message": f"{name} is not defined in your file"}, {}
+    kind = call["kind"]
+    args = [build_argument(a, arrays) for a in call["args"]]
+    kwargs = {k: build_argument(v, arrays) for k, v in call.get("kwargs", {}).items()}
+    try:
+        import inspect
+        inspect.signature(fn).bind(*args, *([call["t0"]] if kind == "adam_steps" else []), **kwargs)
+    except TypeError as e:
+        return {"status": "signature", "message": f"{name} cannot be called as the assignment specifies: {e}"}, {}
+    except ValueError:
+        pass  # no signature to inspect (a builtin); just call it
+    np.random.seed(call.get("seed", 0))
+    try:
+        if kind == "value":
+            out = fn(*args, **kwargs)
+            if call.get("tuple"):
+                if not isinstance(out, (tuple, list)) or len(out) != call["tuple"]:
+                    return {"status": "bad_output",
+                            "message": f"{name} returned {type(out).__name__}, expected a tuple of {call['tuple']}"}, {}
+                return {"status": "ok"}, {f"out{i}": to_float_array(o, f"item {i} of what {name} returned")
+                                          for i, o in enumerate(out)}
+            return {"status": "ok"}, {"out": to_float_array(out, f"what {name} returned")}
+        if kind == "value_and_vjp":  # one evaluation: its value and the gradient of sum(weights * value)
+            from autograd import make_vjp
+            argnum = call["wrt"]
+            def along(x):
+                return fn(*(args[:argnum] + [x] + args[argnum + 1:]), **kwargs)
+            vjp, out = make_vjp(along)(args[argnum])
+            out_array = to_float_array(out, f"what {name} returned")
+            weights = arrays[call["weights"]]
+            if out_array.shape != weights.shape:
+                return {"status": "ok"}, {"out": out_array}  # the parent reports the shape
+            return {"status": "ok"}, {"out": out_array, "grad": to_float_array(vjp(weights.astype(out_array.dtype)),
+                                                                               "the gradient")}
+        if kind == "adam_steps":
+            params, m, v = args[0], args[2], args[3]
+            result = {}
+            for step, gradient in enumerate(call["gradients"]):
+                out = fn(params, arrays[gradient].copy(), m, v, call["t0"] + step, **kwargs)
+                if not isinstance(out, (tuple, list)) or len(out) != 3:
+                    return {"status": "bad_output",
+                            "message": f"{name} returned {type(out).__name__}, expected (params, m, v)"}, result
+                params, m, v = (to_float_array(o, f"{label} returned by {name}") for o, label in zip(out, "pmv"))
+                result.update({f"params{step}": params, f"m{step}": m, f"v{step}": v})
+            return {"status": "ok"}, result
+        if kind == "lower_bound":
+            from stand_ins import run_lower_bound
+            return run_lower_bound(module, fn, args, call, arrays, to_float_array)
+        return {"status": "error", "message": f"unknown call kind {kind}"}, {}
+    except NotImplementedError:
+        return {"status": "not_implemented", "message": f"{name} is not implemented yet (it raises NotImplementedError)"}, {}
+    except Exception as e:
+        return {"status": "raised", "message": f"{name} raised {type(e).__name__}: {e}{where(e)}"}, {}
+
+
+def where(error):
+    """ ' (vae.py, line N, in f)' for the deepest frame in the student's file."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == "vae.py"]
+    return f" (vae.py, line {frames[-1].lineno}, in {frames[-1].name})" if frames else ""
+
+
+def send(stream, call_id, header, arrays):
+    import numpy as np
+    header = dict(header, id=call_id)
+    buffer = io.BytesIO()
+    np.savez(buffer, __header__=np.array(json.dumps(header)), **arrays)
+    payload = buffer.getvalue()
+    stream.write(FRAME_MAGIC + struct.pack(">Q", len(payload)) + payload)
+    stream.flush()
+
+
+def main():
+    workdir, result_fd, first_call = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    results = os.fdopen(result_fd, "wb")
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the file-size limit, writes fail instead
+    os.chdir(workdir)
+    sys.path[:0] = [workdir]
+    import numpy as np
+    with open("request.json") as f:
+        request = json.load(f)
+    with np.load("inputs.npz", allow_pickle=False) as saved:
+        arrays = {k: saved[k] for k in saved.files}
+    try:
+        module, skipped = import_submission(os.path.join(workdir, "vae.py"))
+    except SystemExit as e:
+        send(results, "__import__", {"status": "raised", "message": f"your file called exit({e.code}) while being imported"}, {})
+        return
+    except BaseException as e:
+        message = f"{type(e).__name__}: {e}" + (f" (vae.py, line {e.lineno})" if isinstance(e, SyntaxError) else where(e))
+        send(results, "__import__", {"status": "raised", "message": f"importing your file failed: {message}"}, {})
+        return
+    send(results, "__import__", {"status": "ok", "skipped": skipped}, {})
+    for call in request["calls"][first_call:]:
+        try:
+            header, out = run_call(module, call, arrays)
+        except SystemExit as e:
+            header, out = {"status": "raised", "message": f"{call['function']} called exit({e.code})"}, {}
+        except BaseException as e:  # KeyboardInterrupt, MemoryError, RecursionError...
+            header, out = {"status": "raised", "message": f"{call['function']} raised {type(e).__name__}"}, {}
+        send(results, call["id"], header, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Judge one submission: run the checks in a child process, score them here, report.
+
+Every interface (the self-check, batch grading, pytest, nbgrader, Gradescope) goes
+through ``evaluate``; the JSON it returns is the format of ``check --json``.
+"""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from .checks import FUNCTIONS, Failed, public_checks
+from .runner import Limits, run_submission
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIG = os.path.join(HERE, "config.json")
+FIXTURES = os.path.join(HERE, "fixtures", "public.npz")
+FUNCTION_FAILURES = ("missing", "not_implemented", "signature")
+
+
+class GraderError(RuntimeError):
+    """The grader cannot run as asked (no reference for hidden checks, stale fixtures...)."""
+
+
+def load_config(path=None):
+    with open(path or os.environ.get("VAE_GRADER_CONFIG") or CONFIG) as f:
+        return json.load(f)
+
+
+def reference_available():
+    from .paths import SOLUTION
+    return os.path.exists(SOLUTION) and os.path.exists(os.path.join(HERE, "expected.py"))
+
+
+def checks_for(include_hidden):
+    checks = public_checks()
+    if include_hidden:
+        if not reference_available():
+            raise GraderError("hidden checks need the reference (solution/vae.py and grader/expected.py), "
+                              "which students do not receive")
+        from .hidden import hidden_checks
+        checks += hidden_checks()
+    return checks
+
+
+def fixture_name(check_key, name):
+    return f"{check_key}::{name}".replace("/", "|")
+
+
+def compute_fixtures():
+    """Expected values of the public checks, from the reference: what students receive."""
+    from .expected import expected_values
+    return {fixture_name(c.key, name): value for c in public_checks() for name, value in expected_values(c).items()}
+
+
+def expected_for(checks, use_reference):
+    if use_reference:
+        from .expected import expected_values
+        return {c.key: expected_values(c) for c in checks}
+    if not os.path.exists(FIXTURES):
+        raise GraderError(f"{FIXTURES} is missing: the instructor's `python -m grader release` writes it")
+    with np.load(FIXTURES, allow_pickle=False) as saved:
+        stored = {k: saved[k] for k in saved.files}
+    expected = {}
+    for check in checks:
+        prefix = fixture_name(check.key, "")
+        expected[check.key] = {k[len(prefix):]: v for k, v in stored.items() if k.startswith(prefix)}
+        if not expected[check.key] and not check.family.startswith("sample_"):
+            raise GraderError(f"no stored expected values for {check.key}: the fixtures are stale; "
+                              f"run `python -m grader release`")
+    return expected
+
+
+def evaluate(path, include_hidden=False, sandbox=False, config=None, use_reference=None, hidden_paths=()):
+    """Grade the file at ``path``. Returns the result dict (see check --json)."""
+    config = config or load_config()
+    use_reference = reference_available() if use_reference is None else use_reference
+    checks = checks_for(include_hidden)
+    expected = expected_for(checks, use_reference)
+    started = time.time()
+    result = {"submission": os.path.abspath(path), "tests": [], "warnings": []}
+    if not os.path.isfile(path):
+        import_info, answers, log = {"status": "raised", "message": f"no file at {path}"}, {}, ""
+    else:
+        inputs, calls = {}, []
+        for check in checks:
+            inputs.update(check.inputs)
+            calls.extend(check.calls)
+        import_info, answers, log = run_submission(path, calls, inputs, Limits(**config.get("limits", {})),
+                                                   sandbox=sandbox, hidden_paths=hidden_paths)
+    if import_info.get("status") == "ok" and import_info.get("skipped"):
+        lines = ", ".join(str(n) for n in import_info["skipped"][:8])
+        result["warnings"].append(f"top-level code at line(s) {lines} of your file was not run: the grader runs only "
+                                  f"imports, definitions and constants. Keep training under "
+                                  f"`if __name__ == '__main__':`.")
+    for check in checks:
+        result["tests"].append(_judge(check, import_info, answers, expected[check.key]))
+    _score(result, checks, config)
+    result["seconds"] = round(time.time() - started, 2)
+    result["output_tail"] = log[-1000:]
+    return result
+
+
+def _judge(check, import_info, answers, expected):
+    test = {"name": f"{check.function}: {check.name}", "function": check.function, "check": check.name,
+            "hidden": check.hidden, "advice": check.advice}
+    if import_info.get("status") != "ok":
+        return dict(test, status="failed", output=import_info.get("message", "your file could not be imported"),
+                    reason="import")
+    for call in check.calls:
+        header = answers[call["id"]][0]
+        if header.get("status") in FUNCTION_FAILURES:
+            return dict(test, status="failed", output=header.get("message", ""), reason=header["status"])
+    try:
+        check.judge(answers, expected)
+        return dict(test, status="passed", output="")
+    except Failed as e:
+        return dict(test, status="failed", output=str(e))
+    except Exception as e:  # a malformed answer the judge did not foresee: fail the check, never the grader
+        return dict(test, status="failed", output=f"the grader could not judge this answer ({type(e).__name__}: {e})")
+
+
+def _score(result, checks, config):
+    points, advice_points = config["points"], config.get("stability_points", 0)
+    weights = {f: sum(c.weight for c in checks if c.function == f and not c.advice) for f in FUNCTIONS}
+    for check, test in zip(checks, result["tests"]):
+        if check.advice:
+            test["max_score"] = float(advice_points)
+        else:
+            test["max_score"] = points[check.function] * check.weight / weights[check.function]
+        test["score"] = test["max_score"] if test["status"] == "passed" else 0.0
+    result["score"] = round(sum(t["score"] for t in result["tests"]), 4)
+    result["max_score"] = round(sum(t["max_score"] for t in result["tests"]), 4)
+    result["functions"] = {f: {"score": round(sum(t["score"] for t in result["tests"] if t["function"] == f), 4),
+                               "max_score": round(sum(t["max_score"] for t in result["tests"] if t["function"] == f), 4)}
+                           for f in FUNCTIONS}
+
+
+def public_json(result):
+    """The documented JSON: score, max_score and the tests' name, function, score, max_score, status, output."""
+    keys = ("name", "function", "score", "max_score", "status", "output")
+    return {"score": result["score"], "max_score": result["max_score"],
+            "tests": [{k: t[k] for k in keys} for t in result["tests"]], "warnings": result["warnings"]}
+
+
+def text_report(result, hidden_note=True):
+    """What a student reads in a terminal: per function, its points, then each check with its hint."""
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "✓✗".encode(encoding)
+        ok, bad = "✓", "✗"
+    except (UnicodeEncodeError, LookupError):
+        ok, bad = "ok", "X"
+    lines = [f"Checking {os.path.basename(result['submission'])}"]
+    lines += [f"warning: {w}" for w in result["warnings"]]
+    for function in FUNCTIONS:
+        tests = [t for t in result["tests"] if t["function"] == function]
+        summary = result["functions"][function]
+        lines.append("")
+        lines.append(f"{function:<50s}{summary['score']:6.1f} / {summary['max_score']:g}")
+        reasons = {t.get("reason") for t in tests}
+        if len(tests) > 1 and len(reasons) == 1 and reasons & {"import", *FUNCTION_FAILURES}:
+            lines.append(f"  {bad} {tests[0]['output']}")
+            continue
+        for t in tests:
+            if t["advice"]:
+                mark = ok if t["status"] == "passed" else "!"
+                label = f"advice, {t['max_score']:g} points" if t["max_score"] else "advice, no points"
+                lines.append(f"  {mark} {t['check']} ({label})")
+            else:
+                lines.append(f"  {ok if t['status'] == 'passed' else bad} {t['check']}"
+                             + ("" if t["status"] == "passed" else f"  ({t['score']:g} / {t['max_score']:.3g})"))
+            if t["status"] != "passed":
+                lines.append(f"      {t['output']}")
+    lines.append("")
+    lines.append(f"Total: {result['score']:g} / {result['max_score']:g}")
+    if hidden_note and not any(t["hidden"] for t in result["tests"]):
+        lines.append("(public checks only; grading adds hidden checks of the same kinds on other inputs)")
+    return "\n".join(lines)
