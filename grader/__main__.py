@@ -23,6 +23,12 @@ def cmd_release(args):
 
 def cmd_check(args):
     from .grade import GraderError, evaluate, public_json, text_report
+    if args.sandbox:
+        from .runner import sandbox_available
+        ok, why = sandbox_available()
+        if not ok:
+            print(f"grader: no sandbox ({why}); checking with process limits only", file=sys.stderr)
+            args.sandbox = False
     try:
         result = evaluate(args.file, include_hidden=args.all, sandbox=args.sandbox)
     except GraderError as e:
@@ -32,6 +38,22 @@ def cmd_check(args):
         print(json.dumps(public_json(result), indent=1))
     else:
         print(text_report(result))
+    return 0
+
+
+def cmd_grade(args):
+    from .batch import grade_folder
+    from .runner import sandbox_available
+    if not os.path.isdir(args.directory):
+        print(f"grader: {args.directory} is not a folder", file=sys.stderr)
+        return 2
+    if args.sandbox:
+        ok, why = sandbox_available()
+        if not ok:
+            print(f"grader: no sandbox ({why}); grading with process limits only", file=sys.stderr)
+            args.sandbox = False
+    rows = grade_folder(args.directory, args.out, jobs=args.jobs, force=args.force, sandbox=args.sandbox)
+    print(f"graded {len(rows)} submissions: {os.path.join(args.out, 'grades.csv')}")
     return 0
 
 
@@ -47,6 +69,13 @@ def main(argv=None):
     p.add_argument("--all", action="store_true", help="add the hidden checks (needs the reference)")
     p.add_argument("--sandbox", action="store_true", help="run the submission in a bubblewrap sandbox")
     p.set_defaults(func=cmd_check)
+    p = commands.add_parser("grade", help="grade a folder of submissions (instructors)")
+    p.add_argument("directory", help="one .py per student, or one folder per student holding vae.py")
+    p.add_argument("--out", required=True, help="folder for grades.csv and per-student results")
+    p.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
+    p.add_argument("--force", action="store_true", help="grade again students already graded")
+    p.add_argument("--sandbox", action="store_true", help="run each submission in a bubblewrap sandbox")
+    p.set_defaults(func=cmd_grade)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -388,20 +388,23 @@ def judge_lower_bound_parts(check, results, expected):
         raise Failed(header.get("message", "no answer"))
     counts = arrays["counts"]
     sampler_calls, bernoulli_calls, kl_calls = int(counts[1]), int(counts[2]), int(counts[3])
+    latent = check.params["latent"]
+    decoder_inputs = [arrays[f"network{i}_input"] for i in range(int(min(counts[0], 4)))
+                      if tuple(arrays[f"network{i}_shape"].astype(int))[:1] == (latent,)]
+    at_mean = any(close(x, expected["encoder_output"][:, :latent]) for x in decoder_inputs)
     if sampler_calls == 0:
-        raise Failed("vae_lower_bound never calls sample_latent_variables_from_posterior: draw z with your sampler")
+        raise Failed("the decoder gets the posterior mean, not a sample: draw z with your sampler and decode it"
+                     if at_mean else
+                     "vae_lower_bound never calls sample_latent_variables_from_posterior: draw z with your sampler")
     if sampler_calls > 1:
         raise Failed(f"vae_lower_bound draws {sampler_calls} samples; the assignment asks for one per image")
     if not close(arrays["sampler_input"], expected["encoder_output"]):
         raise Failed("the sampler does not get the encoder's output, neural_net_predict(rec_params, data)")
-    latent = check.params["latent"]
-    decoder_inputs = [arrays[f"network{i}_input"] for i in range(int(min(counts[0], 4)))
-                      if tuple(arrays[f"network{i}_shape"].astype(int))[:1] == (latent,)]
     if not decoder_inputs:
         raise Failed("vae_lower_bound never runs the decoder, neural_net_predict(gen_params, z)")
     z = check.inputs[f"{check.key}/z"]
     if not any(close(x, z) for x in decoder_inputs):
-        if any(close(x, expected["encoder_output"][:, :latent]) for x in decoder_inputs):
+        if at_mean:
             raise Failed("the decoder gets the posterior mean, not the sample z: decode the sample")
         raise Failed("the decoder does not get the sample z drawn by your sampler")
     if bernoulli_calls != 1:

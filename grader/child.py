@@ -204,7 +204,7 @@ def main():
         send(results, "__import__", {"status": "raised", "message": f"your file called exit({e.code}) while being imported"}, {})
         return
     except BaseException as e:
-        message = f"{type(e).__name__}: {e}" + (f" (vae.py, line {e.lineno})" if isinstance(e, SyntaxError) else where(e))
+        message = f"{type(e).__name__}: {e}" + ("" if isinstance(e, SyntaxError) else where(e))
         send(results, "__import__", {"status": "raised", "message": f"importing your file failed: {message}"}, {})
         return
     send(results, "__import__", {"status": "ok", "skipped": skipped}, {})

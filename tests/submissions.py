@@ -1,0 +1,146 @@
+"""Submissions for testing the grader, made from the reference by swapping one function's code.
+
+Each entry: (function, code). The code replaces that function's solution region in
+solution/vae.py (indented four spaces), so every other function stays correct.
+"""
+import os
+import textwrap
+
+from conftest import REPO
+from grader.checks import FUNCTIONS
+from grader.paths import ASSIGNMENT, SOLUTION
+from grader.release import solution_regions
+
+S, B, K, LB, A = FUNCTIONS
+
+SPLIT = "mean, log_std = np.split(encoder_output, 2, axis=-1)\n"
+
+# mistake -> (function, code, words the hint must contain)
+BUGS = {
+    "sample_exp_half": (S, SPLIT + "return mean + np.exp(log_std / 2) * npr.randn(*mean.shape)", "exp(log_std / 2)"),
+    "sample_variance": (S, SPLIT + "return mean + np.exp(2 * log_std) * npr.randn(*mean.shape)", "variance"),
+    "sample_uniform": (S, SPLIT + "return mean + np.exp(log_std) * npr.rand(*mean.shape)", "uniform"),
+    "sample_shared_noise": (S, SPLIT + "return mean + np.exp(log_std) * npr.randn(1, mean.shape[1])", "shared"),
+    "sample_detached": (S, SPLIT + "from autograd.tracer import getval\n"
+                           "return mean + np.exp(getval(log_std)) * npr.randn(*mean.shape)", "not reparameterized"),
+    "sample_whole_output": (S, "return encoder_output + npr.randn(*encoder_output.shape)", "return only z"),
+    "bernoulli_per_pixel": (B, "return targets * logits - np.logaddexp(0, logits)", "one value per element"),
+    "bernoulli_negated": (B, "return -np.sum(targets * logits - np.logaddexp(0, logits), axis=-1)", "wrong sign"),
+    "bernoulli_mean": (B, "return np.mean(targets * logits - np.logaddexp(0, logits), axis=-1)", "averaged"),
+    "bernoulli_plain_numpy": (B, "import numpy\n"
+                                 "return numpy.sum(targets * logits - numpy.logaddexp(0, numpy.asarray(logits)), axis=-1)",
+                              ""),
+    "kl_logvar": (K, "mean, log_var = np.split(q_means_and_log_stds, 2, axis=-1)\n"
+                     "return 0.5 * np.sum(np.exp(log_var) + mean ** 2 - 1 - log_var, axis=-1)", "log-variance"),
+    "kl_no_constant": (K, "mean, log_std = np.split(q_means_and_log_stds, 2, axis=-1)\n"
+                          "return np.sum(0.5 * (np.exp(2 * log_std) + mean ** 2) - log_std, axis=-1)", "L/2"),
+    "kl_per_dimension": (K, "mean, log_std = np.split(q_means_and_log_stds, 2, axis=-1)\n"
+                            "return 0.5 * (np.exp(2 * log_std) + mean ** 2 - 1) - log_std", "one value per latent"),
+    "kl_negated": (K, "mean, log_std = np.split(q_means_and_log_stds, 2, axis=-1)\n"
+                      "return -np.sum(0.5 * (np.exp(2 * log_std) + mean ** 2 - 1) - log_std, axis=-1)", "wrong sign"),
+}
+LB_HEAD = ("q = neural_net_predict(rec_params, data)\n"
+           "z = sample_latent_variables_from_posterior(q)\n"
+           "logits = neural_net_predict(gen_params, z)\n")
+BUGS.update({
+    "lower_bound_sum": (LB, LB_HEAD + "return np.sum(bernoulli_log_prob(data, logits) - compute_KL(q))", "summed"),
+    "lower_bound_plus_kl": (LB, LB_HEAD + "return np.mean(bernoulli_log_prob(data, logits) + compute_KL(q))",
+                            "added the KL"),
+    "lower_bound_no_kl": (LB, LB_HEAD + "return np.mean(bernoulli_log_prob(data, logits))", "KL term is missing"),
+    "lower_bound_negated": (LB, LB_HEAD + "return -np.mean(bernoulli_log_prob(data, logits) - compute_KL(q))",
+                            "negated"),
+    "lower_bound_scaled": (LB, LB_HEAD + "return 60000 / data.shape[0] * np.sum(bernoulli_log_prob(data, logits) "
+                                         "- compute_KL(q)) / data.shape[0]", "scaled"),
+    "lower_bound_at_mean": (LB, "q = neural_net_predict(rec_params, data)\n"
+                                "logits = neural_net_predict(gen_params, q[:, :q.shape[1] // 2])\n"
+                                "return np.mean(bernoulli_log_prob(data, logits) - compute_KL(q))", "posterior mean"),
+    "lower_bound_sigmoid_twice": (LB, LB_HEAD + "return np.mean(bernoulli_log_prob(data, sigmoid(logits)) "
+                                                "- compute_KL(q))", "sigmoid is applied twice"),
+    "lower_bound_swapped": (LB, LB_HEAD + "return np.mean(bernoulli_log_prob(logits, data) - compute_KL(q))", "swapped"),
+    "lower_bound_two_samples": (LB, "q = neural_net_predict(rec_params, data)\n"
+                                    "total = 0\n"
+                                    "for _ in range(2):\n"
+                                    "    z = sample_latent_variables_from_posterior(q)\n"
+                                    "    total = total + bernoulli_log_prob(data, neural_net_predict(gen_params, z))\n"
+                                    "return np.mean(total / 2 - compute_KL(q))", "2 samples"),
+})
+ADAM_TAIL = "return params, m, v"
+BUGS.update({
+    "adam_descent": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
+                        "params = params - learning_rate * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + epsilon)\n"
+                        + ADAM_TAIL, "downhill"),
+    "adam_no_bias_correction": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
+                                   "params = params + learning_rate * m / (np.sqrt(v) + epsilon)\n" + ADAM_TAIL,
+                                "bias correction"),
+    "adam_t_plus_1": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
+                         "params = params + learning_rate * (m / (1 - beta1 ** (t + 1))) / "
+                         "(np.sqrt(v / (1 - beta2 ** (t + 1))) + epsilon)\n" + ADAM_TAIL, "t + 1"),
+    "adam_no_sqrt": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
+                        "params = params + learning_rate * (m / (1 - beta1 ** t)) / ((v / (1 - beta2 ** t)) + epsilon)\n"
+                        + ADAM_TAIL, "square root"),
+    "adam_moments_not_carried": (A, "m_new = (1 - beta1) * gradient\nv_new = (1 - beta2) * gradient ** 2\n"
+                                    "params = params + learning_rate * (m_new / (1 - beta1 ** t)) / "
+                                    "(np.sqrt(v_new / (1 - beta2 ** t)) + epsilon)\nreturn params, m_new, v_new",
+                                 "not carried"),
+    "adam_eps_inside": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
+                           "params = params + learning_rate * (m / (1 - beta1 ** t)) / "
+                           "np.sqrt(v / (1 - beta2 ** t) + epsilon)\n" + ADAM_TAIL, "epsilon"),
+    "adam_ignores_learning_rate": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
+                                      "params = params + 0.001 * (m / (1 - beta1 ** t)) / "
+                                      "(np.sqrt(v / (1 - beta2 ** t)) + epsilon)\n" + ADAM_TAIL, "params after step"),
+})
+
+# correct answers written differently: full marks
+ALTERNATIVES = {
+    "sample_normal_noise": (S, SPLIT + "return mean + np.exp(log_std) * np.random.normal(size=mean.shape)"),
+    "sample_generator": (S, SPLIT + "import numpy\nrng = numpy.random.default_rng()\n"
+                            "return mean + np.exp(log_std) * rng.standard_normal(mean.shape)"),
+    "sample_slicing": (S, "L = encoder_output.shape[1] // 2\n"
+                          "return encoder_output[:, :L] + np.exp(encoder_output[:, L:]) * npr.randn(encoder_output.shape[0], L)"),
+    "bernoulli_logaddexp": (B, "return np.sum(targets * logits - np.logaddexp(0, logits), axis=-1)"),
+    "bernoulli_signed_softplus": (B, "signs = 2 * targets - 1\nreturn -np.sum(np.logaddexp(0, -signs * logits), axis=-1)"),
+    "bernoulli_naive": (B, "p = 1 / (1 + np.exp(-logits))\n"
+                           "return np.sum(np.log(targets * p + (1 - targets) * (1 - p)), axis=-1)"),
+    "kl_textbook": (K, "mean, log_std = np.split(q_means_and_log_stds, 2, axis=-1)\n"
+                       "return -0.5 * np.sum(1 + 2 * log_std - mean ** 2 - np.exp(2 * log_std), axis=-1)"),
+    "kl_with_std": (K, "L = q_means_and_log_stds.shape[-1] // 2\nmean = q_means_and_log_stds[:, :L]\n"
+                       "std = np.exp(q_means_and_log_stds[:, L:])\n"
+                       "return np.sum(-np.log(std) + (std ** 2 + mean ** 2) / 2 - 0.5, axis=-1)"),
+    "lower_bound_np_mean": (LB, LB_HEAD + "return np.mean(bernoulli_log_prob(data, logits) - compute_KL(q))"),
+    "adam_folded_step": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
+                            "m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)\n"
+                            "return params + learning_rate * m_hat / (np.sqrt(v_hat) + epsilon), m, v"),
+}
+
+
+def source_with(replacements, base=SOLUTION):
+    """The reference (or another file with regions) with some functions' regions replaced."""
+    with open(SOLUTION) as f:
+        source = f.read()
+    regions = solution_regions(source)
+    for function, code in replacements.items():
+        region = regions[FUNCTIONS.index(function)]
+        source = source.replace(region, textwrap.indent(code.strip("\n"), "    ") + "\n", 1)
+    return source
+
+
+def write(tmp_path, name, text):
+    path = os.path.join(str(tmp_path), name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def stub_source():
+    with open(ASSIGNMENT) as f:
+        return f.read()
+
+
+def stub_with(function, code):
+    """The student stub with one function's body replaced by ``code`` (for hostile files)."""
+    source = stub_source()
+    marker = f"def {function}("
+    start = source.index(marker)
+    stub = "    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    at = source.index(stub, start)
+    return source[:at] + textwrap.indent(textwrap.dedent(code).strip("\n"), "    ") + "\n" + source[at + len(stub):]

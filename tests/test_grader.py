@@ -1,0 +1,287 @@
+"""The grader: full marks for correct code in any form, a named loss for each known mistake,
+zero for stubs and for hostile files, and an answer every time."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from grader.checks import FUNCTIONS
+from grader.grade import evaluate, load_config, public_json, text_report
+from grader.paths import SOLUTION
+from submissions import ALTERNATIVES, BUGS, source_with, stub_source, stub_with, write
+
+POINTS = load_config()["points"]
+
+
+def scores(result):
+    return {f: result["functions"][f]["score"] for f in FUNCTIONS}
+
+
+def failures(result, function):
+    return " | ".join(t["output"] for t in result["tests"] if t["function"] == function and t["status"] == "failed")
+
+
+@pytest.fixture(scope="module")
+def reference_result():
+    return evaluate(SOLUTION, include_hidden=True)
+
+
+def test_reference_earns_full_marks(reference_result):
+    assert reference_result["score"] == reference_result["max_score"] == 100
+    assert all(t["status"] == "passed" for t in reference_result["tests"]), text_report(reference_result)
+
+
+def test_stubs_earn_zero_each_reported_not_implemented(tmp_path):
+    result = evaluate(write(tmp_path, "stub.py", stub_source()), include_hidden=True)
+    assert result["score"] == 0
+    for function in FUNCTIONS[:4]:
+        assert f"{function} is not implemented yet" in failures(result, function)
+    assert "not implemented yet" in failures(result, "adam_step")
+    report = text_report(result)
+    assert report.count("is not implemented yet") == 5  # once per function, not once per check
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_each_mistake_loses_marks_on_its_own_function_only(bug, tmp_path):
+    function, code, hint = BUGS[bug]
+    result = evaluate(write(tmp_path, "vae.py", source_with({function: code})), include_hidden=True)
+    got = scores(result)
+    assert got[function] < POINTS[function], f"{bug} was not caught:\n{text_report(result)}"
+    for other in FUNCTIONS:
+        if other != function:
+            assert got[other] == POINTS[other], f"{bug} cost points on {other}: {failures(result, other)}"
+    assert hint in failures(result, function), f"{bug}: hint {hint!r} not in: {failures(result, function)}"
+
+
+@pytest.mark.parametrize("alternative", sorted(ALTERNATIVES))
+def test_correct_alternatives_earn_full_marks(alternative, tmp_path):
+    function, code = ALTERNATIVES[alternative]
+    result = evaluate(write(tmp_path, "vae.py", source_with({function: code})), include_hidden=True)
+    assert scores(result)[function] == POINTS[function], failures(result, function)
+    assert result["score"] == 100
+
+
+def test_naive_bernoulli_gets_stability_advice_without_losing_points(tmp_path):
+    function, code = ALTERNATIVES["bernoulli_naive"]
+    result = evaluate(write(tmp_path, "vae.py", source_with({function: code})))
+    advice = [t for t in result["tests"] if t["advice"]]
+    assert advice and advice[0]["status"] == "failed" and "not finite" in advice[0]["output"]
+    assert result["score"] == 100
+    counted = evaluate(write(tmp_path, "vae.py", source_with({function: code})),
+                       config=dict(load_config(), stability_points=5))
+    assert counted["max_score"] == 105 and counted["score"] == 100
+
+
+def test_edited_network_does_not_leak_into_the_lower_bound(tmp_path):
+    source = source_with({}).replace("    return np.dot(inputs, W) + b\n", "    return 2 * np.dot(inputs, W) + b + 1\n")
+    result = evaluate(write(tmp_path, "vae.py", source), include_hidden=True)
+    assert result["score"] == 100, text_report(result)
+
+
+def test_training_at_module_level_is_not_run_but_functions_are_graded(tmp_path):
+    source = source_with({}) + "\nN, train_images, _, _, _ = load_mnist()\nfor i in range(10**9):\n    pass\n"
+    result = evaluate(write(tmp_path, "vae.py", source))
+    assert result["score"] == 100
+    assert result["warnings"] and "was not run" in result["warnings"][0]
+
+
+def test_missing_function_and_wrong_signature_cost_only_that_function(tmp_path):
+    source = source_with({}).replace("def compute_KL(q_means_and_log_stds):", "def compute_kl(q_means_and_log_stds):")
+    source = source.replace("def adam_step(params, gradient, m, v, t,", "def adam_step(params, gradient, m, v,")
+    result = evaluate(write(tmp_path, "vae.py", source))
+    got = scores(result)
+    assert got["compute_KL"] == 0 and "compute_KL is not defined" in failures(result, "compute_KL")
+    assert got["adam_step"] == 0 and "cannot be called as the assignment specifies" in failures(result, "adam_step")
+    assert got["bernoulli_log_prob"] == 20 and got["sample_latent_variables_from_posterior"] == 20
+
+
+def test_hard_coded_public_answers_fail_hidden_checks(tmp_path):
+    """An answer that only reproduces the public inputs' expected values loses the hidden checks."""
+    import numpy as np
+    from grader.checks import public_checks
+    from grader.expected import expected_values
+    table = {}
+    for check in public_checks():
+        if check.function == "compute_KL" and check.family == "kl_values":
+            for i, _ in enumerate(check.params["cases"]):
+                x = check.inputs[f"{check.key}/a{i}_0"]
+                table[x.tobytes().hex()[:64]] = expected_values(check)[f"case{i}"].tolist()
+    code = (f"import numpy\ntable = {table!r}\n"
+            "key = numpy.asarray(q_means_and_log_stds).tobytes().hex()[:64]\n"
+            "return np.array(table[key]) if key in table else np.zeros(len(q_means_and_log_stds))")
+    result = evaluate(write(tmp_path, "vae.py", source_with({"compute_KL": code})), include_hidden=True)
+    hidden = [t for t in result["tests"] if t["function"] == "compute_KL" and t["hidden"]]
+    assert hidden and all(t["status"] == "failed" for t in hidden)
+    assert scores(result)["compute_KL"] < 20
+
+
+# ------------------------------------------------------------------ hostile submissions
+FAST = dict(load_config(), limits={"wall_seconds": 8, "cpu_seconds": 20, "memory_mb": 2048, "file_mb": 16})
+
+
+def hostile(tmp_path, function, code, sandbox=False):
+    result = evaluate(write(tmp_path, "vae.py", stub_with(function, code)), include_hidden=True,
+                      config=FAST, sandbox=sandbox)
+    assert result["score"] == 0, text_report(result)
+    return result
+
+
+def test_exit_at_import_is_skipped_and_exit_in_a_function_costs_only_itself(tmp_path):
+    source = "import os\nos._exit(0)\n" + source_with({"compute_KL": "import os\nos._exit(0)"})
+    result = evaluate(write(tmp_path, "vae.py", source), config=FAST)
+    assert scores(result)["compute_KL"] == 0 and "ended the process" in failures(result, "compute_KL")
+    assert result["score"] == 80
+    hostile(tmp_path, "compute_KL", "import sys\nsys.exit(0)")
+
+
+def test_hang_that_ignores_sigterm_is_stopped(tmp_path):
+    result = hostile(tmp_path, "bernoulli_log_prob",
+                     "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass")
+    assert "did not finish within 8 s" in failures(result, "bernoulli_log_prob")
+
+
+def test_fork_that_outlives_the_run_is_killed(tmp_path):
+    pid_file = tmp_path / "daemon.pid"
+    hostile(tmp_path, "compute_KL", f"""
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                open({str(pid_file)!r}, "w").write(str(os.getpid()))
+                time.sleep(600)
+            os._exit(0)
+        time.sleep(0.5)
+        return np.zeros(len(q_means_and_log_stds))""")
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            alive = f.read().split()[2] != "Z"
+    except ProcessLookupError:
+        alive = False
+    assert not alive, f"the daemon {pid} outlived the grading"
+
+
+def test_flood_of_output_is_capped(tmp_path):
+    result = hostile(tmp_path, "compute_KL", "import sys\nfor _ in range(200000):\n    sys.stdout.write('x' * 1000)")
+    assert len(result["output_tail"]) <= 1000
+
+
+def test_memory_hog_is_stopped(tmp_path):
+    result = hostile(tmp_path, "compute_KL", "import numpy\nhog = numpy.ones(10 ** 10)\nreturn hog[:1]")
+    assert "MemoryError" in failures(result, "compute_KL") or "ended the process" in failures(result, "compute_KL")
+
+
+def test_monkeypatched_numpy_and_fake_json_earn_nothing(tmp_path):
+    source = stub_with("compute_KL", """
+        import json, numpy, numpy.testing
+        numpy.allclose = lambda *a, **k: True
+        numpy.testing.assert_allclose = lambda *a, **k: None
+        print(json.dumps({"score": 100, "max_score": 100, "tests": []}))
+        return numpy.zeros(len(q_means_and_log_stds))""")
+    source = "import numpy\nnumpy.allclose = lambda *a, **k: True\n" + source
+    result = evaluate(write(tmp_path, "vae.py", source), include_hidden=True, config=FAST)
+    assert result["score"] == 0
+
+
+def test_array_subclass_that_equals_everything_earns_nothing(tmp_path):
+    hostile(tmp_path, "compute_KL", """
+        import numpy
+        class Liar(numpy.ndarray):
+            def __eq__(self, other): return True
+            def __ne__(self, other): return False
+            def __array_ufunc__(self, *a, **k): return True
+        return numpy.zeros(len(q_means_and_log_stds)).view(Liar)""")
+
+
+def test_walking_the_callers_frames_finds_no_expected_values(tmp_path):
+    hostile(tmp_path, "compute_KL", """
+        import inspect, numpy
+        for frame in inspect.stack():
+            for name, value in frame.frame.f_locals.items():
+                if "expect" in name and isinstance(value, dict):
+                    return value
+        return numpy.full(len(q_means_and_log_stds), -1.0)""")
+
+
+needs_sandbox = pytest.mark.skipif(not __import__("grader.runner", fromlist=["x"]).sandbox_available()[0],
+                                   reason="bubblewrap cannot create namespaces here")
+
+
+@needs_sandbox
+def test_sandbox_hides_the_reference_and_the_network(tmp_path):
+    code = f"""
+        import importlib.util, socket
+        spec = importlib.util.spec_from_file_location("ref", {SOLUTION!r})
+        ref = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(ref)
+        return ref.compute_KL(q_means_and_log_stds)"""
+    result = hostile(tmp_path, "compute_KL", code, sandbox=True)
+    assert "FileNotFoundError" in failures(result, "compute_KL")
+    result = hostile(tmp_path, "compute_KL", """
+        import socket
+        socket.create_connection(("127.0.0.1", 22), timeout=2)""", sandbox=True)
+    assert "OSError" in failures(result, "compute_KL") or "Error" in failures(result, "compute_KL")
+
+
+# ------------------------------------------------------------------ interfaces
+def run_grader(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_check_json_prints_only_the_documented_json(tmp_path):
+    path = write(tmp_path, "vae.py", source_with({"compute_KL": BUGS["kl_logvar"][1]}))
+    result = run_grader("check", path, "--json")
+    assert result.returncode == 0
+    data = json.loads(result.stdout)
+    assert set(data) == {"score", "max_score", "tests", "warnings"} and data["max_score"] == 100
+    for test in data["tests"]:
+        assert set(test) == {"name", "function", "score", "max_score", "status", "output"}
+        assert test["function"] in FUNCTIONS and test["status"] in ("passed", "failed")
+    assert data["score"] == 80 and not any("hidden" in t["name"] for t in data["tests"])
+
+
+def test_check_text_names_the_mistake():
+    result = run_grader("check", os.path.join(REPO, "assignment", "vae.py"))
+    assert result.returncode == 0 and "Total: 0 / 100" in result.stdout
+    assert "sample_latent_variables_from_posterior is not implemented yet" in result.stdout
+
+
+def test_batch_grading_a_mixed_folder(tmp_path):
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    write(folder, "ada.py", source_with({}))
+    write(folder, "bea.py", source_with({"compute_KL": BUGS["kl_logvar"][1]}))
+    write(folder, "cy.py", "def broken(:\n")
+    (folder / "dan").mkdir()
+    write(folder / "dan", "vae.py", stub_source())
+    (folder / "eve").mkdir()  # a folder without vae.py
+    write(folder, "fay.py", stub_with("compute_KL", "import os\nos._exit(3)"))
+    out = tmp_path / "out"
+    result = run_grader("grade", str(folder), "--out", str(out), "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    rows = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert set(rows) == {"ada", "bea", "cy", "dan", "eve", "fay"}
+    assert float(rows["ada"]["total"]) == 100 and float(rows["bea"]["total"]) == 80
+    assert float(rows["bea"]["compute_KL"]) == 0 and float(rows["bea"]["adam_step"]) == 15
+    assert all(float(rows[s]["total"]) == 0 for s in ("cy", "dan", "eve", "fay"))
+    assert "log-variance" in (out / "bea.txt").read_text()
+    assert any("hidden" in t["name"] for t in json.load(open(out / "ada.json"))["tests"])
+    # resumable: graded students are skipped unless --force
+    os.remove(out / "ada.json")
+    (out / "bea.json").write_text(json.dumps(dict(json.load(open(out / "bea.json")), score=77.0)))
+    run_grader("grade", str(folder), "--out", str(out))
+    rows = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert float(rows["ada"]["total"]) == 100 and float(rows["bea"]["total"]) == 77
+    run_grader("grade", str(folder), "--out", str(out), "--force")
+    rows = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert float(rows["bea"]["total"]) == 80
+
+
+def test_public_json_is_what_check_json_prints(reference_result):
+    data = public_json(reference_result)
+    assert data["score"] == 100 and len(data["tests"]) == len(reference_result["tests"])
