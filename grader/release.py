@@ -12,7 +12,7 @@ above its region, reaches the students unchanged.
 import os
 import re
 
-from .paths import ASSIGNMENT, SOLUTION
+from .paths import ASSIGNMENT, ROOT, SOLUTION
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
@@ -105,3 +105,58 @@ def release(check_only=False):
         if not check_only:
             write_fixtures(fresh())
     return stale
+
+
+# ------------------------------------------------------------------ the student bundle
+# What students receive of the grader: enough to judge their file against the public
+# checks' stored expected values. Not expected.py (the reference's values and the
+# mistakes' formulas), hidden.py, batch grading or this release code.
+BUNDLED_GRADER = ("__init__.py", "__main__.py", "paths.py", "checks.py", "grade.py", "runner.py", "child.py",
+                  "stand_ins.py", "config.json", "conftest.py", "test_submission.py", "fixtures/public.npz")
+STUDENT_README = """# VAE assignment
+
+Fill in the five functions marked `# YOUR CODE HERE` in `vae.py`; each docstring gives the
+math and the shapes.
+
+    pip install -r requirements.txt
+    python -m grader check vae.py     # which functions are right, and a hint for each mistake
+    python vae.py                     # train (30 epochs) and write the figures into results/
+    python vae.py --help              # every option
+
+The check runs your file in a separate process on fixed inputs and compares the numbers
+with stored expected values; grading adds hidden checks of the same kinds on other inputs.
+MNIST is downloaded on first use into data/mnist/ (set MNIST_DIR or --data-dir to use a
+copy you already have).
+"""
+
+
+def student_requirements():
+    with open(os.path.join(ROOT, "requirements.txt")) as f:
+        lines = f.read().splitlines()
+    return "\n".join(line for line in lines if not line.startswith(("nbgrader", "nbformat", "# instructors"))) + "\n"
+
+
+def build_bundle(out_dir):
+    """Write the student bundle as OUT_DIR/vae-assignment/ and OUT_DIR/vae-assignment.zip."""
+    import shutil
+    import zipfile
+    folder = os.path.join(out_dir, "vae-assignment")
+    shutil.rmtree(folder, ignore_errors=True)
+    files = {"vae.py": assignment_source(), "README.md": STUDENT_README, "requirements.txt": student_requirements()}
+    for name in sorted(os.listdir(os.path.join(ROOT, "data"))):
+        if name.endswith(".py"):
+            files[f"data/{name}"] = open(os.path.join(ROOT, "data", name)).read()
+    for name in BUNDLED_GRADER:
+        path = os.path.join(ROOT, "grader", name)
+        files[f"grader/{name}"] = open(path, "rb").read()
+    for name, content in files.items():
+        path = os.path.join(folder, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(content.encode() if isinstance(content, str) else content)
+    archive = os.path.join(out_dir, "vae-assignment.zip")
+    with zipfile.ZipFile(archive + ".part", "w", zipfile.ZIP_DEFLATED) as z:
+        for name in sorted(files):
+            z.write(os.path.join(folder, name), f"vae-assignment/{name}")
+    os.replace(archive + ".part", archive)
+    return folder, archive

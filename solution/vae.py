@@ -20,8 +20,9 @@ trick so that its gradient flows back into the encoder; the KL between two Gauss
 has a closed form. Training ascends the average L(x) over minibatches with Adam.
 
 Your part: the five functions marked YOUR CODE HERE. Each docstring gives the math and
-the shapes. Then run `python vae.py` to train (30 epochs, a few minutes) and write the
-figures into results/; `python vae.py --help` lists the options.
+the shapes. `python -m grader check vae.py` tells you which are right, with a hint for
+each mistake; `python vae.py` trains (30 epochs, a few minutes) and writes the figures
+into results/; `python vae.py --help` lists the options.
 """
 import argparse
 import json

@@ -285,3 +285,13 @@ def test_batch_grading_a_mixed_folder(tmp_path):
 def test_public_json_is_what_check_json_prints(reference_result):
     data = public_json(reference_result)
     assert data["score"] == 100 and len(data["tests"]) == len(reference_result["tests"])
+
+
+def test_pytest_interface_runs_the_same_checks(tmp_path):
+    path = write(tmp_path, "vae.py", source_with({"compute_KL": BUGS["kl_logvar"][1]}))
+    result = subprocess.run([sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider",
+                             "--submission", path], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert failed and all("compute_KL" in line for line in failed), result.stdout[-3000:]
+    assert "log-variance" in result.stdout

@@ -81,3 +81,49 @@ def test_partly_finished_script_names_the_next_function(tmp_path):
     os.symlink(os.path.join(REPO, "data"), tmp_path / "data")
     result = run_script("vae.py", str(tmp_path))
     assert result.returncode == 1 and "vae.py: compute_KL is not implemented yet" in result.stderr
+
+
+# ------------------------------------------------------------------ the student bundle
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    from grader.release import build_bundle
+    return build_bundle(str(tmp_path_factory.mktemp("bundle")))
+
+
+def test_bundle_holds_no_solution_code_and_no_private_module(bundle):
+    import zipfile
+    folder, archive = bundle
+    with open(SOLUTION) as f:
+        solution_lines = {line.strip() for region in solution_regions(f.read()) for line in region.splitlines()
+                          if line.strip() and not line.strip().startswith("#")}
+    names = zipfile.ZipFile(archive).namelist()
+    assert "vae-assignment/vae.py" in names and "vae-assignment/grader/fixtures/public.npz" in names
+    for private in ("grader/expected.py", "grader/hidden.py", "grader/release.py", "grader/batch.py", "solution/"):
+        assert not any(name.startswith(f"vae-assignment/{private}") for name in names), private
+    for name in names:
+        if name.endswith((".py", ".md", ".txt", ".json")):
+            text = zipfile.ZipFile(archive).read(name).decode()
+            for line in solution_lines:
+                assert line not in text, f"{name} contains solution code: {line!r}"
+
+
+def test_bundle_self_check_judges_without_the_reference(bundle, tmp_path):
+    folder, _ = bundle
+    stub = subprocess.run([sys.executable, "-m", "grader", "check", "vae.py"], cwd=folder,
+                          capture_output=True, text=True, timeout=120)
+    assert "Total: 0 / 100" in stub.stdout and "is not implemented yet" in stub.stdout
+    reference_copy = tmp_path / "mine.py"
+    reference_copy.write_text(open(SOLUTION).read())
+    correct = subprocess.run([sys.executable, "-m", "grader", "check", str(reference_copy), "--json"], cwd=folder,
+                             capture_output=True, text=True, timeout=120)
+    import json
+    data = json.loads(correct.stdout)
+    assert data["score"] == data["max_score"] == 100
+    hidden = subprocess.run([sys.executable, "-m", "grader", "check", str(reference_copy), "--all"], cwd=folder,
+                            capture_output=True, text=True, timeout=120)
+    assert hidden.returncode == 2 and "students do not receive" in hidden.stderr
+
+
+def test_stored_expected_values_match_the_reference():
+    from grader.release import fixtures_are_current
+    assert fixtures_are_current()[0], "grader/fixtures/public.npz is stale: run `python -m grader release`"

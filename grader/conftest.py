@@ -1,0 +1,8 @@
+"""pytest's options for grading a submission: pytest grader --submission FILE [--public-only]."""
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("vae grader")
+    group.addoption("--submission", default=None, help="the vae.py to grade")
+    group.addoption("--public-only", action="store_true", help="skip the hidden checks")
+    group.addoption("--sandbox", action="store_true", help="run the submission in a bubblewrap sandbox")

@@ -1,0 +1,43 @@
+"""The grader's checks as pytest tests, for instructors who like pytest's tooling:
+
+    pytest grader --submission path/to/vae.py [--public-only] [-k compute_KL]
+
+One test per check, named after it; a failed test shows the check's hint. The checks
+run once, in the isolated child process, exactly as `python -m grader check` runs them.
+"""
+import pytest
+
+from grader.checks import public_checks
+from grader.grade import evaluate, reference_available
+
+
+def _checks():
+    checks = public_checks()
+    if reference_available():
+        from grader.hidden import hidden_checks
+        checks += hidden_checks()
+    return checks
+
+
+CHECKS = _checks()
+
+
+@pytest.fixture(scope="session")
+def graded(request):
+    path = request.config.getoption("--submission")
+    if not path:
+        pytest.skip("no submission given: pytest grader --submission FILE")
+    hidden = reference_available() and not request.config.getoption("--public-only")
+    result = evaluate(path, include_hidden=hidden, sandbox=request.config.getoption("--sandbox"))
+    return {t["name"]: t for t in result["tests"]}
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=[c.key for c in CHECKS])
+def test_check(check, graded):
+    name = f"{check.function}: {check.name}"
+    if name not in graded:
+        pytest.skip("hidden check (--public-only)")
+    test = graded[name]
+    if test["advice"] and test["max_score"] == 0 and test["status"] != "passed":
+        pytest.xfail(f"advice, no points: {test['output']}")
+    assert test["status"] == "passed", test["output"]
