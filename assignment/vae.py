@@ -80,9 +80,9 @@ def init_net_params(layer_sizes, scale=None, rs=npr):
 def neural_net_predict(params, inputs):
     """A relu network with a linear last layer. inputs: (batch, D_in) -> (batch, D_out)."""
     for W, b in params[:-1]:
-        inputs = relu(np.dot(inputs, W) + b)
+        inputs = relu(inputs @ W + b)
     W, b = params[-1]
-    return np.dot(inputs, W) + b
+    return inputs @ W + b
 
 
 # ----------------------------------------------------------------------------------------
@@ -220,9 +220,18 @@ def stop_if_unfinished():
     npr.set_state(state)
 
 
-def binarize(images, rs=npr):
-    """Dynamic binarization: each pixel is on with probability equal to its intensity."""
-    return (rs.rand(*images.shape) < images).astype(images.dtype)
+def binarize(pixels, dtype, rs=npr):
+    """Dynamic binarization: each pixel is on with probability equal to its intensity.
+
+    pixels: uint8 values k, intensity k / 255. For r uniform on {0, ..., 254},
+    P(r < k) = k / 255 exactly, and small random integers are cheap to draw.
+    """
+    return (rs.randint(0, 255, size=pixels.shape, dtype=np.uint8) < pixels).astype(dtype)
+
+
+def as_pixels(images):
+    """Images in [0, 1] (intensities k / 255, as load_mnist returns them) -> uint8 k."""
+    return np.round(np.asarray(images) * 255).astype(np.uint8)
 
 
 def test_lower_bound(gen_params, rec_params, binary_test_images, chunk=2000):
@@ -320,12 +329,14 @@ def value_and_grads(fun, arrays, *args):
     starts = [VJPNode.new_root() for _ in arrays]
     with trace_stack.new_trace() as trace:
         end = fun([new_box(a, trace, node) for a, node in zip(arrays, starts)], *args)
-    outgrads, grads = {end._node: (np.ones_like(end._value), False)}, {}
+    outgrads, grads = {end._node: (np.ones_like(end._value), False)}, {node: None for node in starts}
     for node in toposort(end._node):  # autograd's backward_pass, keeping every start's gradient
-        grads[node] = outgrads.pop(node)[0]
-        for parent, ingrad in zip(node.parents, node.vjp(grads[node])):
+        outgrad = outgrads.pop(node)[0]
+        if node in grads:
+            grads[node] = outgrad
+        for parent, ingrad in zip(node.parents, node.vjp(outgrad)):
             outgrads[parent] = add_outgrads(outgrads.get(parent), ingrad)
-    return end._value, [grads.get(node, 0.0 * a) for node, a in zip(starts, arrays)]
+    return end._value, [np.zeros_like(a) if grads[node] is None else grads[node] for node, a in zip(starts, arrays)]
 
 
 def reuse_freed_memory():
@@ -367,18 +378,18 @@ def train(args, train_images, test_images):
         print(f"resuming from {checkpoint} after epoch {len(history)}")
 
     reuse_freed_memory()
-    train_images = train_images.astype(dtype)
-    binary_test_images = binarize(test_images.astype(dtype), npr.RandomState(0))
+    train_pixels = as_pixels(train_images)
+    binary_test_images = binarize(as_pixels(test_images), dtype, npr.RandomState(0))
     objective = lambda params, batch: vae_lower_bound(*as_networks(params), batch)
-    batches_per_epoch = int(np.ceil(len(train_images) / args.batch_size))
+    batches_per_epoch = int(np.ceil(len(train_pixels) / args.batch_size))
 
     for epoch in range(len(history) + 1, args.epochs + 1):
         start, total = time.time(), 0.0
-        order = npr.permutation(len(train_images))
+        order = npr.permutation(len(train_pixels))
         bar = tqdm(range(batches_per_epoch), desc=f"epoch {epoch}/{args.epochs}", leave=False,
                    file=sys.stderr, disable=args.quiet)
         for i in bar:
-            batch = binarize(train_images[order[i * args.batch_size:(i + 1) * args.batch_size]])
+            batch = binarize(train_pixels[order[i * args.batch_size:(i + 1) * args.batch_size]], dtype)
             lower_bound, gradients = value_and_grads(objective, params, batch)  # one pass
             t += 1
             for k in range(len(params)):  # array by array: each stays in cache for all of Adam

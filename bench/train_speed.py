@@ -46,41 +46,48 @@ def peer_seconds(command):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=None, help="the MNIST files (default: the loader's)")
-    p.add_argument("--epochs", type=int, default=2, help="epochs timed per configuration")
+    p.add_argument("--epochs", type=int, default=2, help="epochs timed per run")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds of kit and peer runs")
     p.add_argument("--elbo-epochs", type=int, default=0, help="also train this long and report the test ELBO")
     p.add_argument("--peers", default=None, help="folder of the comparison scripts (../shared/bench)")
     p.add_argument("--torch-python", default=None, help="a python with torch installed, for torch_vae.py")
     a = p.parse_args()
+    data = ["--data", a.data_dir] if a.data_dir else []
 
-    rows = {}
-    for dtype in ("float64", "float32"):
-        rows[f"kit {dtype}"], _ = kit_epoch_seconds(a.data_dir, dtype, a.epochs)
-        print(f"kit (solution/vae.py) {dtype}: {rows[f'kit {dtype}']:.2f} s/epoch", flush=True)
-
-    if a.peers:
-        data = ["--data", a.data_dir] if a.data_dir else []
-        if a.torch_python:
-            for dtype in ("float64", "float32"):
-                rows[f"torch {dtype}"], out = peer_seconds(
-                    [a.torch_python, os.path.join(a.peers, "torch_vae.py"), *data, "--epochs", str(a.epochs),
-                     "--dtype", dtype])
-                print(f"PyTorch CPU {dtype}: {rows[f'torch {dtype}']} s/epoch", flush=True)
-        rows["naive float64"], out = peer_seconds(
-            [sys.executable, os.path.join(a.peers, "naive_autograd_vae.py"), *data, "--epochs", "1"])
-        print(f"coursework-style autograd float64: {rows['naive float64']} s/epoch", flush=True)
-        _, out = peer_seconds([sys.executable, os.path.join(a.peers, "gemm_peak.py")])
-        for line in out:
-            match = re.match(r"(float\d+):.*epoch floor ([\d.]+) s", line)
-            if match:
-                rows[f"floor {match.group(1)}"] = float(match.group(2))
-        print("\n".join(out), flush=True)
-        print("\nratios (kit / peer; below 1 means the kit is faster):")
+    # Kit and peers alternate, round after round, so that the machine's drift (it is shared)
+    # falls on both alike; ratios are taken within a round, then their median reported.
+    times = {}
+    for round_number in range(a.rounds):
         for dtype in ("float64", "float32"):
-            kit = rows[f"kit {dtype}"]
-            for peer in ("torch", "naive", "floor"):
-                other = rows.get(f"{peer} {dtype}")
-                if other:
-                    print(f"  {dtype}: kit / {peer:5s} = {kit / other:.2f}   ({kit:.2f} s vs {other:.2f} s)")
+            times.setdefault(f"kit {dtype}", []).append(kit_epoch_seconds(a.data_dir, dtype, a.epochs)[0])
+            if a.peers and a.torch_python:
+                seconds, out = peer_seconds([a.torch_python, os.path.join(a.peers, "torch_vae.py"), *data,
+                                             "--epochs", str(a.epochs), "--dtype", dtype])
+                times.setdefault(f"torch {dtype}", []).append(seconds)
+        if a.peers:
+            seconds, out = peer_seconds([sys.executable, os.path.join(a.peers, "naive_autograd_vae.py"), *data,
+                                         "--epochs", "1"])
+            times.setdefault("naive float64", []).append(seconds)
+            _, out = peer_seconds([sys.executable, os.path.join(a.peers, "gemm_peak.py")])
+            for line in out:
+                match = re.match(r"(float\d+):.*epoch floor ([\d.]+) s", line)
+                if match:
+                    times.setdefault(f"floor {match.group(1)}", []).append(float(match.group(2)))
+        print(f"round {round_number + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items() if v[-1]),
+              flush=True)
+
+    median = lambda xs: sorted(xs)[len(xs) // 2]
+    print("\nseconds per epoch (median over rounds):")
+    for key, values in times.items():
+        print(f"  {key:15s} {median(values):6.2f}")
+    print("ratios, kit / peer, median of the per-round ratios (below 1: the kit is faster):")
+    for dtype in ("float64", "float32"):
+        for peer in ("torch", "naive", "floor"):
+            other = times.get(f"{peer} {dtype}")
+            if other and all(other):
+                ratios = [k / o for k, o in zip(times[f"kit {dtype}"], other)]
+                print(f"  {dtype}: kit / {peer:5s} = {median(ratios):.2f}   (rounds: "
+                      + ", ".join(f"{r:.2f}" for r in ratios) + ")")
 
     if a.elbo_epochs:
         _, history = kit_epoch_seconds(a.data_dir, "float64", a.elbo_epochs)

@@ -195,3 +195,11 @@ def test_one_epoch_on_full_mnist_from_the_command_line(tmp_path):
     history = json.load(open(tmp_path / "history.json"))["history"]
     assert -175 < history[0]["test"] < -100  # one epoch of a working VAE on MNIST
     assert all((tmp_path / name).exists() for name in FIGURES)
+
+
+def test_binarization_turns_each_pixel_on_with_probability_equal_to_its_intensity():
+    images = np.tile(np.array([0, 1, 64, 128, 254, 255]) / 255.0, (50000, 1))
+    binary = vae.binarize(vae.as_pixels(images), np.float32, np.random.RandomState(0))
+    assert binary.dtype == np.float32 and set(np.unique(binary)) <= {0.0, 1.0}
+    assert binary[:, 0].max() == 0 and binary[:, -1].min() == 1  # black never on, white always on
+    np.testing.assert_allclose(binary.mean(0), images[0], atol=4 * np.sqrt(0.25 / 50000))
