@@ -67,6 +67,32 @@ def cmd_grade(args):
     return 0
 
 
+def cmd_nbgrader_course(args):
+    try:
+        from .nbgrader_course import write_course
+    except ImportError as e:
+        print(f"grader: nbgrader-course needs the kit's full source and nbformat ({e})", file=sys.stderr)
+        return 2
+    notebook = write_course(args.directory)
+    print(f"wrote {os.path.join(args.directory, 'nbgrader_config.py')} and {notebook}\n"
+          f"next: cd {args.directory} && nbgrader generate_assignment vae")
+    return 0
+
+
+def cmd_gradescope_bundle(args):
+    from .gradescope import build_bundle
+    path = build_bundle(args.out, hidden_visibility=args.hidden_visibility)
+    print(f"wrote {path}: upload it as the autograder of a Gradescope programming assignment")
+    return 0
+
+
+def cmd_gradescope_run(args):
+    from .gradescope import run
+    data = run(args.root)
+    print(f"score {data['score']}: {os.path.join(args.root, 'results', 'results.json')}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +114,18 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="grade again students already graded")
     p.add_argument("--sandbox", action="store_true", help="run each submission in a bubblewrap sandbox")
     p.set_defaults(func=cmd_grade)
+    p = commands.add_parser("nbgrader-course", help="write an nbgrader course directory (instructors)")
+    p.add_argument("directory", help="the course directory to write (nbgrader_config.py, source/vae/)")
+    p.set_defaults(func=cmd_nbgrader_course)
+    p = commands.add_parser("gradescope-bundle", help="build a Gradescope autograder zip (instructors)")
+    p.add_argument("out", help="the zip to write, e.g. autograder.zip")
+    p.add_argument("--hidden-visibility", default="after_published",
+                   choices=["hidden", "after_due_date", "after_published", "visible"],
+                   help="when students see the hidden checks' results (default: after_published)")
+    p.set_defaults(func=cmd_gradescope_bundle)
+    p = commands.add_parser("gradescope-run", help="grade ROOT/submission into ROOT/results (run_autograder)")
+    p.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", "/autograder"))
+    p.set_defaults(func=cmd_gradescope_run)
     args = parser.parse_args(argv)
     return args.func(args)
 

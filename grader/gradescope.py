@@ -1,0 +1,122 @@
+"""Gradescope: an autograder zip built from the kit, and the command it runs.
+
+    python -m grader gradescope-bundle OUT.zip [--hidden-visibility after_published]
+
+The zip holds setup.sh (installs the grading requirements on Gradescope's Ubuntu image,
+and bubblewrap), run_autograder, and the kit: solution/, grader/, data/. Gradescope
+unpacks it into /autograder/source; for each submission run_autograder calls
+
+    python -m grader gradescope-run --root /autograder
+
+which grades /autograder/submission/vae.py with the isolated grader (sandboxed where
+bubblewrap works) and writes /autograder/results/results.json from the grader's own
+process. A missing or unimportable submission still yields a valid file, scored 0,
+saying why. ``--root`` (or AUTOGRADER_ROOT) stands in for /autograder in tests.
+"""
+import json
+import os
+import time
+import zipfile
+
+from .paths import ROOT
+
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope runs this once, as root, on its Ubuntu image, to build the autograder.
+set -euo pipefail
+apt-get update
+apt-get install -y python3 python3-pip python3-venv bubblewrap
+python3 -m venv /autograder/venv
+/autograder/venv/bin/pip install --upgrade pip
+/autograder/venv/bin/pip install -r /autograder/source/requirements-grading.txt
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this for every submission: it grades /autograder/submission/vae.py and
+# writes /autograder/results/results.json. AUTOGRADER_ROOT and VAE_GRADER_PYTHON stand in
+# for /autograder and its Python when testing elsewhere.
+cd "$(dirname "$0")"
+PYTHON="${VAE_GRADER_PYTHON:-/autograder/venv/bin/python}"
+[ -x "$PYTHON" ] || PYTHON=python3
+exec "$PYTHON" -m grader gradescope-run --root "${AUTOGRADER_ROOT:-/autograder}"
+"""
+
+GRADING_REQUIREMENTS_SKIP = ("nbgrader", "nbformat", "mlxtend", "pytest", "#")
+
+
+def build_bundle(out_zip, hidden_visibility="after_published"):
+    """Write the autograder zip; returns its path."""
+    files = {}
+    for folder in ("solution", "grader", "data"):
+        for directory, _, names in os.walk(os.path.join(ROOT, folder)):
+            if "__pycache__" in directory or os.path.basename(directory) == "mnist":
+                continue
+            for name in names:
+                if name.endswith((".py", ".json", ".npz")):
+                    path = os.path.join(directory, name)
+                    files[os.path.relpath(path, ROOT)] = open(path, "rb").read()
+    config = json.loads(files[os.path.join("grader", "config.json")])
+    config["gradescope"] = {"hidden_visibility": hidden_visibility}
+    files[os.path.join("grader", "config.json")] = json.dumps(config, indent=2).encode()
+    with open(os.path.join(ROOT, "requirements.txt")) as f:
+        requirements = [line for line in f.read().splitlines()
+                        if line.strip() and not line.startswith(GRADING_REQUIREMENTS_SKIP)]
+    files["requirements-grading.txt"] = ("\n".join(requirements) + "\n").encode()
+    files["setup.sh"] = SETUP_SH.encode()
+    files["run_autograder"] = RUN_AUTOGRADER.encode()
+    os.makedirs(os.path.dirname(os.path.abspath(out_zip)), exist_ok=True)
+    with zipfile.ZipFile(out_zip + ".part", "w", zipfile.ZIP_DEFLATED) as z:
+        for name, content in sorted(files.items()):
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = (0o755 if name in ("setup.sh", "run_autograder") else 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, content)
+    os.replace(out_zip + ".part", out_zip)
+    return out_zip
+
+
+def find_submission(submission_dir):
+    """(path or None, note): vae.py, else the only .py file uploaded."""
+    if not os.path.isdir(submission_dir):
+        return None, f"no submission folder at {submission_dir}"
+    if os.path.isfile(os.path.join(submission_dir, "vae.py")):
+        return os.path.join(submission_dir, "vae.py"), ""
+    python_files = [os.path.join(d, n) for d, _, names in os.walk(submission_dir) for n in names if n.endswith(".py")]
+    if len(python_files) == 1:
+        return python_files[0], f"graded {os.path.relpath(python_files[0], submission_dir)} (no vae.py was uploaded)"
+    found = ", ".join(sorted(os.path.relpath(p, submission_dir) for p in python_files)) or "no .py file"
+    return None, f"upload your vae.py: the submission holds {found}"
+
+
+def results_json(result, visibility, seconds, note=""):
+    """Gradescope's format, from the grader's result."""
+    tests = [{"name": t["name"], "score": round(t["score"], 4), "max_score": round(t["max_score"], 4),
+              "status": t["status"], "output": t["output"],
+              "visibility": visibility if t.get("hidden") else "visible"} for t in result["tests"]]
+    output = "\n".join([note, *result.get("warnings", [])]).strip()
+    return {"score": round(result["score"], 4), "execution_time": round(seconds, 2), "output": output,
+            "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
+
+
+def run(root):
+    """Grade ROOT/submission and write ROOT/results/results.json; returns the JSON written."""
+    from .grade import evaluate, load_config
+    from .runner import sandbox_available
+    started = time.time()
+    config = load_config()
+    visibility = config.get("gradescope", {}).get("hidden_visibility", "after_published")
+    path, note = find_submission(os.path.join(root, "submission"))
+    sandbox = sandbox_available()[0]
+    if not sandbox:
+        note = (note + "\n" if note else "") + "(graded without a sandbox: bubblewrap is not available here)"
+    try:
+        result = evaluate(path or os.path.join(root, "submission", "vae.py"), include_hidden=True,
+                          sandbox=sandbox, hidden_paths=[os.path.join(root, "source")])
+    except Exception as e:  # the grader failed: still a valid results.json, scored 0
+        result = {"score": 0.0, "tests": [], "warnings": [f"the autograder failed: {type(e).__name__}: {e}"]}
+    data = results_json(result, visibility, time.time() - started, note)
+    out = os.path.join(root, "results", "results.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out + ".part", "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(out + ".part", out)
+    return data

@@ -1,0 +1,116 @@
+"""The nbgrader course, end to end with the real nbgrader: generate, validate, autograde,
+feedback, export; the exported scores equal what `python -m grader check --all` gives."""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import nbformat
+import pytest
+
+from conftest import REPO
+from grader.checks import FUNCTIONS
+from grader.grade import load_config
+from grader.paths import SOLUTION
+from grader.release import solution_regions
+from submissions import BUGS, source_with, write
+
+pytestmark = pytest.mark.skipif(shutil.which("nbgrader") is None, reason="nbgrader is not installed")
+STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()"
+STUDENTS = {"alice": {}, "bob": {"compute_KL": BUGS["kl_logvar"][1]},
+            "carol": {"vae_lower_bound": BUGS["lower_bound_sum"][1]}}
+
+
+def run(*command, cwd):
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def answered(release_notebook, replacements):
+    """The released notebook with every answer cell filled in: the reference's code, or a replacement."""
+    with open(SOLUTION) as f:
+        regions = dict(zip(FUNCTIONS, solution_regions(f.read())))
+    notebook = nbformat.read(release_notebook, as_version=4)
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("solution") and grade_id in FUNCTIONS:
+            code = replacements.get(grade_id)
+            body = textwrap.indent(code.strip("\n"), "    ") if code else regions[grade_id].rstrip("\n")
+            assert STUB in cell.source
+            cell.source = cell.source.replace(STUB, body)
+    return notebook
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("course"))
+    run(sys.executable, "-m", "grader", "nbgrader-course", directory, cwd=REPO)
+    return directory
+
+
+def test_notebook_follows_nbgrader_schema_and_the_grader_config(course):
+    notebook = nbformat.read(os.path.join(course, "source", "vae", "vae.ipynb"), as_version=4)
+    nbformat.validate(notebook)
+    meta = [c.metadata["nbgrader"] for c in notebook.cells if "nbgrader" in c.metadata]
+    assert all(m["schema_version"] == 3 and {"grade", "solution", "locked", "grade_id"} <= set(m) for m in meta)
+    tests = {m["grade_id"]: m["points"] for m in meta if m["grade"]}
+    assert tests == {f"test_{f}": p for f, p in load_config()["points"].items()}
+    answers = [m["grade_id"] for m in meta if m["solution"]]
+    assert answers == FUNCTIONS
+    assert sum(1 for c in notebook.cells if c.cell_type == "markdown") >= 6  # the assignment text
+
+
+def test_full_nbgrader_workflow_matches_the_grader(course, tmp_path):
+    run("nbgrader", "generate_assignment", "vae", "--force", cwd=course)
+    release = os.path.join(course, "release", "vae", "vae.ipynb")
+    released = open(release).read()
+    assert "BEGIN HIDDEN TESTS" not in released and "hidden = \"" not in released
+    for region in solution_regions(open(SOLUTION).read()):
+        assert region.strip().splitlines()[-1].strip() not in released
+    validation = run("nbgrader", "validate", "--invert", release, cwd=course)
+    assert "does not pass any tests" in validation.stdout + validation.stderr
+
+    expected = {}
+    for student, replacements in STUDENTS.items():
+        folder = os.path.join(course, "submitted", student, "vae")
+        os.makedirs(folder)
+        shutil.copytree(os.path.join(course, "release", "vae", "data"), os.path.join(folder, "data"))
+        shutil.copytree(os.path.join(course, "release", "vae", "grader"), os.path.join(folder, "grader"))
+        nbformat.write(answered(release, replacements), os.path.join(folder, "vae.ipynb"))
+        script = write(tmp_path, f"{student}.py", source_with(replacements))
+        check = run(sys.executable, "-m", "grader", "check", script, "--all", "--json", cwd=REPO)
+        expected[student] = json.loads(check.stdout)["score"]
+    assert expected["alice"] == 100 and expected["bob"] < 100 and expected["carol"] < 100
+
+    run("nbgrader", "autograde", "vae", cwd=course)
+    run("nbgrader", "generate_feedback", "vae", cwd=course)
+    assert os.path.exists(os.path.join(course, "feedback", "bob", "vae", "vae.html"))
+    run("nbgrader", "export", cwd=course)
+    with open(os.path.join(course, "grades.csv")) as f:
+        exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
+    for student, score in expected.items():
+        assert exported[student] == pytest.approx(score, abs=1e-3), (student, exported, expected)
+
+
+def test_in_kernel_checks_keep_stderr_clean_and_agree_with_the_isolated_grader(tmp_path, capfd):
+    """nbgrader scores any stderr output 0: a correct but warning-prone answer must not write there."""
+    import importlib.util
+    from grader.grade import evaluate
+    from grader.notebook import check_function
+    from submissions import ALTERNATIVES
+    function, code = ALTERNATIVES["bernoulli_naive"]
+    path = write(tmp_path, "naive.py", source_with({function: code}))
+    spec = importlib.util.spec_from_file_location("naive_submission", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    capfd.readouterr()
+    points = {f: check_function(f, vars(module)) for f in FUNCTIONS}
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    isolated = evaluate(path)["functions"]
+    assert points == {f: isolated[f]["score"] for f in FUNCTIONS}
+    assert "not finite" in captured.out  # the stability advice is still shown, on stdout
