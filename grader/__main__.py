@@ -25,7 +25,7 @@ def cmd_release(args):
             return 1
         print("the released files match solution/vae.py")
         return 0
-    print(f"wrote {', '.join(names)}" if names else "assignment/vae.py and the fixtures are up to date")
+    print(f"wrote {', '.join(names)}" if names else "the assignment files and the fixtures are up to date")
     folder, archive = release_module.build_bundle(args.bundle_dir)
     print(f"student bundle: {os.path.relpath(folder)}/ and {os.path.relpath(archive)}")
     return 0

@@ -12,7 +12,7 @@ above its region, reaches the students unchanged.
 import os
 import re
 
-from .paths import ASSIGNMENT, ROOT, SOLUTION
+from .paths import ASSIGNMENT, GENERATED, ROOT, SOLUTION
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
@@ -93,12 +93,13 @@ def release(check_only=False):
     write nothing and return the stale paths."""
     from .grade import FIXTURES
     stale = []
-    text = assignment_source()
-    current = open(ASSIGNMENT).read() if os.path.exists(ASSIGNMENT) else None
-    if current != text:
-        stale.append(ASSIGNMENT)
-        if not check_only:
-            write_atomically(ASSIGNMENT, text)
+    for solution, assignment in GENERATED:
+        text = assignment_source(solution)
+        current = open(assignment).read() if os.path.exists(assignment) else None
+        if current != text:
+            stale.append(assignment)
+            if not check_only:
+                write_atomically(assignment, text)
     current, fresh = fixtures_are_current()
     if not current:
         stale.append(FIXTURES)
@@ -128,6 +129,9 @@ The check runs your file in a separate process on fixed inputs and compares the 
 with stored expected values; grading adds hidden checks of the same kinds on other inputs.
 MNIST is downloaded on first use into data/mnist/ (set MNIST_DIR or --data-dir to use a
 copy you already have).
+
+Optional, advanced: `flows.py` adds planar normalizing flows to your VAE (three more
+functions marked YOUR CODE HERE); `python flows.py --flows 5` trains it.
 """
 
 
@@ -143,7 +147,8 @@ def build_bundle(out_dir):
     import zipfile
     folder = os.path.join(out_dir, "vae-assignment")
     shutil.rmtree(folder, ignore_errors=True)
-    files = {"vae.py": assignment_source(), "README.md": STUDENT_README, "requirements.txt": student_requirements()}
+    files = {os.path.basename(a): assignment_source(s) for s, a in GENERATED}
+    files.update({"README.md": STUDENT_README, "requirements.txt": student_requirements()})
     for name in sorted(os.listdir(os.path.join(ROOT, "data"))):
         if name.endswith(".py"):
             files[f"data/{name}"] = open(os.path.join(ROOT, "data", name)).read()

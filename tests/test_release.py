@@ -6,15 +6,23 @@ import sys
 import pytest
 
 from conftest import REPO
-from grader.paths import ASSIGNMENT, SOLUTION
+from grader.paths import ASSIGNMENT, GENERATED, SOLUTION
 from grader.release import ReleaseError, assignment_source, solution_regions, strip_solutions
 
 
-def test_checked_in_assignment_is_generated_from_solution():
-    with open(ASSIGNMENT) as f:
+@pytest.mark.parametrize("solution, assignment", GENERATED, ids=[os.path.basename(a) for _, a in GENERATED])
+def test_checked_in_assignment_is_generated_from_solution(solution, assignment):
+    with open(assignment) as f:
         checked_in = f.read()
-    assert checked_in == assignment_source(), (
-        "assignment/vae.py differs from what solution/vae.py generates: run `python -m grader release`")
+    assert checked_in == assignment_source(solution), (
+        f"{os.path.relpath(assignment, REPO)} differs from what {os.path.relpath(solution, REPO)} generates: "
+        f"run `python -m grader release`")
+    with open(solution) as f:
+        regions = solution_regions(f.read())
+    for region in regions:
+        for line in region.splitlines():
+            if line.strip() and not line.strip().startswith("#"):
+                assert line.strip() not in checked_in, f"solution line reached the students: {line.strip()!r}"
 
 
 def test_assignment_holds_no_solution_code():
@@ -93,11 +101,10 @@ def bundle(tmp_path_factory):
 def test_bundle_holds_no_solution_code_and_no_private_module(bundle):
     import zipfile
     folder, archive = bundle
-    with open(SOLUTION) as f:
-        solution_lines = {line.strip() for region in solution_regions(f.read()) for line in region.splitlines()
-                          if line.strip() and not line.strip().startswith("#")}
+    solution_lines = {line.strip() for solution, _ in GENERATED for region in solution_regions(open(solution).read())
+                      for line in region.splitlines() if line.strip() and not line.strip().startswith("#")}
     names = zipfile.ZipFile(archive).namelist()
-    assert "vae-assignment/vae.py" in names and "vae-assignment/grader/fixtures/public.npz" in names
+    assert {"vae-assignment/vae.py", "vae-assignment/flows.py", "vae-assignment/grader/fixtures/public.npz"} <= set(names)
     for private in ("grader/expected.py", "grader/hidden.py", "grader/release.py", "grader/batch.py", "solution/"):
         assert not any(name.startswith(f"vae-assignment/{private}") for name in names), private
     for name in names:

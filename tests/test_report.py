@@ -66,6 +66,6 @@ def test_quick_report_runs_every_part_and_repeats_itself(tmp_path):
 
 
 def test_unknown_part_is_refused():
-    result = subprocess.run([sys.executable, os.path.join(REPO, "solution", "report.py"), "--parts", "flows,tsne"],
+    result = subprocess.run([sys.executable, os.path.join(REPO, "solution", "report.py"), "--parts", "planes,tsne"],
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "unknown part(s) flows" in result.stderr
+    assert result.returncode == 2 and "unknown part(s) planes" in result.stderr
