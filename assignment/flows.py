@@ -177,16 +177,7 @@ def stop_if_unfinished_flows():
              ("flow_lower_bound", lambda: flow_lower_bound(init_net_params([1, 4], rs=npr.RandomState(0)),
                                                            init_net_params([4, 2], rs=npr.RandomState(0)),
                                                            [], np.zeros((1, 4))))]
-    state = npr.get_state()
-    for name, call in calls:
-        try:
-            call()
-        except NotImplementedError:
-            sys.exit(f"flows.py: {name} is not implemented yet. Replace its 'raise NotImplementedError()' "
-                     f"with your code, then run again.")
-        except Exception:
-            break  # a real bug: let training show the full traceback
-    npr.set_state(state)
+    stop_if_unfinished(calls, "flows.py")
 
 
 def main(argv=None):
