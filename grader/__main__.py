@@ -31,14 +31,20 @@ def cmd_release(args):
     return 0
 
 
+def sandbox_or_limits(wanted):
+    """--sandbox where bubblewrap works; otherwise say so once and keep the process limits."""
+    if not wanted:
+        return False
+    from .runner import sandbox_available
+    ok, why = sandbox_available()
+    if not ok:
+        print(f"grader: no sandbox ({why}); running with process limits only", file=sys.stderr)
+    return ok
+
+
 def cmd_check(args):
     from .grade import GraderError, evaluate, public_json, text_report
-    if args.sandbox:
-        from .runner import sandbox_available
-        ok, why = sandbox_available()
-        if not ok:
-            print(f"grader: no sandbox ({why}); checking with process limits only", file=sys.stderr)
-            args.sandbox = False
+    args.sandbox = sandbox_or_limits(args.sandbox)
     try:
         result = evaluate(args.file, include_hidden=args.all, sandbox=args.sandbox)
     except GraderError as e:
@@ -53,15 +59,10 @@ def cmd_check(args):
 
 def cmd_grade(args):
     from .batch import grade_folder
-    from .runner import sandbox_available
     if not os.path.isdir(args.directory):
         print(f"grader: {args.directory} is not a folder", file=sys.stderr)
         return 2
-    if args.sandbox:
-        ok, why = sandbox_available()
-        if not ok:
-            print(f"grader: no sandbox ({why}); grading with process limits only", file=sys.stderr)
-            args.sandbox = False
+    args.sandbox = sandbox_or_limits(args.sandbox)
     rows = grade_folder(args.directory, args.out, jobs=args.jobs, force=args.force, sandbox=args.sandbox)
     print(f"graded {len(rows)} submissions: {os.path.join(args.out, 'grades.csv')}")
     return 0

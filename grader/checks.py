@@ -91,6 +91,12 @@ def name_mistake(got, expected, variants, what):
     raise Failed(differs(got, expected["value"], what))
 
 
+def with_variants(expected, case):
+    """The expected values of one case ('value') and its mistakes' values ('case/NAME' -> 'NAME')."""
+    prefix = f"{case}/"
+    return {"value": expected[case], **{k[len(prefix):]: v for k, v in expected.items() if k.startswith(prefix)}}
+
+
 def directional_fd(check, results, suffixes, weights, direction, grad):
     """Central finite difference of sum(weights * f) along direction, against the autograd gradient."""
     plus, minus = (answer(check, results, s, "out") for s in suffixes)
@@ -235,8 +241,7 @@ def judge_values(check, results, expected, shape_hints, variants, what):
         want = expected[f"case{i}"]
         shape_of(got, want.shape, what, shape_hints(want.shape, check.inputs[f"{check.key}/a{i}_0"].shape))
         if not close(got, want):
-            name_mistake(got, {"value": want, **{k[len(f"case{i}/"):]: v for k, v in expected.items()
-                                                  if k.startswith(f"case{i}/")}}, variants, what)
+            name_mistake(got, with_variants(expected, f"case{i}"), variants, what)
     return True, ""
 
 
@@ -252,8 +257,7 @@ def judge_gradient(check, results, expected, variants, what):
         directional_fd(check, results, (f"plus{i}", f"minus{i}"), check.inputs[f"{check.key}/w{i}"],
                        check.inputs[f"{check.key}/d{i}"], grad)
         if not close(grad, want, rtol=1e-5, atol=1e-7):
-            name_mistake(grad, {"value": want, **{k[len(f"grad{i}/"):]: v for k, v in expected.items()
-                                                  if k.startswith(f"grad{i}/")}}, variants, f"the gradient of {what}")
+            name_mistake(grad, with_variants(expected, f"grad{i}"), variants, f"the gradient of {what}")
     return True, ""
 
 

@@ -108,14 +108,14 @@ def evaluate(path, include_hidden=False, sandbox=False, config=None, use_referen
                                   f"imports, definitions and constants. Keep training under "
                                   f"`if __name__ == '__main__':`.")
     for check in checks:
-        result["tests"].append(_judge(check, import_info, answers, expected[check.key]))
-    _score(result, checks, config)
+        result["tests"].append(judge_check(check, import_info, answers, expected[check.key]))
+    score_result(result, checks, config)
     result["seconds"] = round(time.time() - started, 2)
     result["output_tail"] = log[-1000:]
     return result
 
 
-def _judge(check, import_info, answers, expected):
+def judge_check(check, import_info, answers, expected):
     test = {"name": f"{check.function}: {check.name}", "function": check.function, "check": check.name,
             "hidden": check.hidden, "advice": check.advice}
     if import_info.get("status") != "ok":
@@ -134,7 +134,7 @@ def _judge(check, import_info, answers, expected):
         return dict(test, status="failed", output=f"the grader could not judge this answer ({type(e).__name__}: {e})")
 
 
-def _score(result, checks, config):
+def score_result(result, checks, config):
     points, advice_points = config["points"], config.get("stability_points", 0)
     weights = {f: sum(c.weight for c in checks if c.function == f and not c.advice) for f in FUNCTIONS}
     for check, test in zip(checks, result["tests"]):

@@ -19,7 +19,7 @@ import numpy as np
 
 from .checks import Check, public_checks
 from .child import run_call
-from .grade import _judge, _score, expected_for, load_config
+from .grade import judge_check, score_result, expected_for, load_config
 
 
 class _Namespace:
@@ -69,8 +69,8 @@ def check_function(function, namespace, hidden=None, quiet=False):
                 except (Exception, SystemExit) as e:
                     header, arrays = {"status": "raised", "message": f"{function} raised {type(e).__name__}: {e}"}, {}
                 answers[call["id"]] = (dict(header, id=call["id"]), arrays)
-    result = {"tests": [_judge(c, {"status": "ok"}, answers, expected[c.key]) for c in checks], "warnings": []}
-    _score(result, checks, load_config())
+    result = {"tests": [judge_check(c, {"status": "ok"}, answers, expected[c.key]) for c in checks], "warnings": []}
+    score_result(result, checks, load_config())
     points = result["functions"][function]
     if not quiet:
         print(f"{function}: {points['score']:g} / {points['max_score']:g}")

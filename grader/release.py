@@ -12,7 +12,7 @@ above its region, reaches the students unchanged.
 import os
 import re
 
-from .paths import ASSIGNMENT, GENERATED, ROOT, SOLUTION
+from .paths import GENERATED, ROOT, SOLUTION
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")

@@ -101,7 +101,7 @@ def run_submission(submission_path, calls, inputs, limits=None, sandbox=False, h
         if sandbox:
             prefix = sandbox_prefix(workdir, [ROOT, *hidden_paths])
         results, import_info, log, first = {}, None, "", 0
-        for attempt in range(limits.restarts + 1):
+        for _ in range(limits.restarts + 1):
             frames, reason, log = _run_child(workdir, first, limits, prefix)
             for header, arrays in frames:
                 if header.get("id") == "__import__":

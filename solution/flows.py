@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vae import (_rng_state_from_json, _rng_state_to_json, adam_step, as_pixels,  # noqa: E402
+from vae import (_rng_state_from_json, _rng_state_to_json, adam_step, as_networks, as_pixels,  # noqa: E402
                  bernoulli_log_prob, binarize, init_net_params, load_mnist, neural_net_predict, np, npr,
                  reuse_freed_memory, sample_latent_variables_from_posterior, save_images, sigmoid,
                  stop_if_unfinished, value_and_grads)
@@ -113,11 +113,9 @@ def flow_lower_bound(gen_params, rec_params, flow_params, data):
 
 def split_model(arrays, num_flows):
     """[decoder W, b..., encoder W, b..., flow u, w, b...] -> (gen, rec, flows)."""
-    flat_flows = arrays[len(arrays) - 3 * num_flows:]
-    nets = arrays[:len(arrays) - 3 * num_flows]
-    layers = [(nets[i], nets[i + 1]) for i in range(0, len(nets), 2)]
-    flows = [tuple(flat_flows[i:i + 3]) for i in range(0, len(flat_flows), 3)]
-    return layers[:len(layers) // 2], layers[len(layers) // 2:], flows
+    first_flow = len(arrays) - 3 * num_flows
+    gen, rec = as_networks(arrays[:first_flow])
+    return gen, rec, [tuple(arrays[i:i + 3]) for i in range(first_flow, len(arrays), 3)]
 
 
 def test_lower_bound(gen, rec, flows, binary_images, chunk=1000):

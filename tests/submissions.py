@@ -6,7 +6,6 @@ solution/vae.py (indented four spaces), so every other function stays correct.
 import os
 import textwrap
 
-from conftest import REPO
 from grader.checks import FUNCTIONS
 from grader.paths import ASSIGNMENT, SOLUTION
 from grader.release import solution_regions

@@ -113,7 +113,7 @@ def test_download_verifies_and_writes_atomically(mirror, tmp_path):
     arrays = load_arrays(target, mirrors=[url + "bad/", url + "good/"], files=files, progress=False)
     assert arrays[0].shape == (400, 28, 28)
     assert sorted(os.listdir(target)) == sorted(MNIST_NAMES)  # no partial files left behind
-    for key, (name, md5) in files.items():
+    for name, md5 in files.values():
         assert md5sum(os.path.join(target, name)) == md5
 
 

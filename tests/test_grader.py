@@ -101,7 +101,6 @@ def test_missing_function_and_wrong_signature_cost_only_that_function(tmp_path):
 
 def test_hard_coded_public_answers_fail_hidden_checks(tmp_path):
     """An answer that only reproduces the public inputs' expected values loses the hidden checks."""
-    import numpy as np
     from grader.checks import public_checks
     from grader.expected import expected_values
     table = {}

@@ -9,7 +9,6 @@ import zipfile
 import pytest
 
 from conftest import REPO
-from grader.checks import FUNCTIONS
 from submissions import BUGS, source_with
 
 
