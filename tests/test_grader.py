@@ -57,6 +57,17 @@ def test_each_mistake_loses_marks_on_its_own_function_only(bug, tmp_path):
     assert hint in failures(result, function), f"{bug}: hint {hint!r} not in: {failures(result, function)}"
 
 
+HINTED = sorted(bug for bug, (_, _, hint) in BUGS.items() if hint)
+
+
+@pytest.mark.parametrize("bug", HINTED)
+def test_students_self_check_names_each_mistake_from_the_stored_values(bug, tmp_path):
+    """On a student's machine the expected values come from fixtures/public.npz, not the reference."""
+    function, code, hint = BUGS[bug]
+    result = evaluate(write(tmp_path, "vae.py", source_with({function: code})), use_reference=False)
+    assert hint in failures(result, function), f"{bug}: hint {hint!r} not in: {failures(result, function)}"
+
+
 @pytest.mark.parametrize("alternative", sorted(ALTERNATIVES))
 def test_correct_alternatives_earn_full_marks(alternative, tmp_path):
     function, code = ALTERNATIVES[alternative]
