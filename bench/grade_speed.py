@@ -3,7 +3,7 @@
     python bench/grade_speed.py [--submissions 50] [--jobs 2] [--sandbox]
 
 Prints the seconds of `python -m grader check FILE` (the whole command: interpreter
-start, the child process, judging; median of 5) and submissions per minute for
+start, the child process, judging; median of 5), the same for flows.py, and submissions per minute for
 `python -m grader grade DIR --jobs N` over a folder mixing the reference, stubs and
 files with one mistake each.
 """
@@ -40,6 +40,9 @@ def main():
     check_all = [timed([sys.executable, "-m", "grader", "check", solution, "--all", *sandbox]) for _ in range(5)]
     print(f"one check (public checks): {statistics.median(check):.2f} s   "
           f"with --all (hidden checks too): {statistics.median(check_all):.2f} s")
+    flows = os.path.join(ROOT, "solution", "flows.py")
+    flows_all = [timed([sys.executable, "-m", "grader", "check", flows, "--all", *sandbox]) for _ in range(5)]
+    print(f"check flows.py --all: {statistics.median(flows_all):.2f} s")
 
     bugs = sorted(BUGS)
     folder = tempfile.mkdtemp(prefix="vae-bench-")

@@ -46,7 +46,7 @@ def cmd_check(args):
     from .grade import GraderError, evaluate, public_json, text_report
     args.sandbox = sandbox_or_limits(args.sandbox)
     try:
-        result = evaluate(args.file, include_hidden=args.all, sandbox=args.sandbox)
+        result = evaluate(args.file, include_hidden=args.all, sandbox=args.sandbox, part=args.part)
     except GraderError as e:
         print(f"grader: {e}", file=sys.stderr)
         return 2
@@ -103,13 +103,16 @@ def main(argv=None):
                    help="where to write the student bundle, a folder and a zip (default: build/)")
     p.set_defaults(func=cmd_release)
     p = commands.add_parser("check", help="check one file: points per function, with hints")
-    p.add_argument("file", help="the submission, e.g. vae.py")
+    p.add_argument("file", help="the submission, e.g. vae.py, or flows.py for the optional part")
+    p.add_argument("--part", choices=["vae", "flows"], default=None,
+                   help="which part the file answers (default: flows when its name contains 'flows', else vae)")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
     p.add_argument("--all", action="store_true", help="add the hidden checks (needs the reference)")
     p.add_argument("--sandbox", action="store_true", help="run the submission in a bubblewrap sandbox")
     p.set_defaults(func=cmd_check)
     p = commands.add_parser("grade", help="grade a folder of submissions (instructors)")
-    p.add_argument("directory", help="one .py per student, or one folder per student holding vae.py")
+    p.add_argument("directory", help="one .py per student, or one folder per student holding vae.py "
+                                     "(and flows.py, graded as the optional part)")
     p.add_argument("--out", required=True, help="folder for grades.csv and per-student results")
     p.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
     p.add_argument("--force", action="store_true", help="grade again students already graded")

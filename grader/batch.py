@@ -1,9 +1,11 @@
 """Grade a folder of submissions: in parallel, resumable, one broken file never stops the batch.
 
 DIR holds one .py per student (the file's stem names the student) or one folder per
-student holding vae.py. OUT receives, per student, NAME.json (the result, hidden checks
-included) and NAME.txt (the feedback a student reads), and grades.csv with a row per
-student: a column per function and the total.
+student holding vae.py, and flows.py when the student did the optional part. OUT
+receives, per student, NAME.json (the result, hidden checks included; the flows part's
+under "flows") and NAME.txt (the feedback a student reads), and grades.csv with a row per
+student: a column per function and the total; when anyone submitted flows.py, also a
+column per flows function and flows_total (kept apart from the total: the part is optional).
 """
 import csv
 import json
@@ -11,35 +13,47 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from .checks import FUNCTIONS
-from .grade import evaluate, public_json, text_report
+from .checks import FUNCTIONS, PARTS
+from .grade import evaluate, load_config, public_json, text_report
 
 
 def find_submissions(directory):
-    """{student: path}; a folder without vae.py still gets a row (its path does not exist)."""
+    """{student: {part: path}}; a folder without vae.py still gets a row (its path does not exist)."""
     found = {}
     for entry in sorted(os.listdir(directory)):
         path = os.path.join(directory, entry)
         if entry.startswith("."):
             continue
         if os.path.isdir(path):
-            found[entry] = os.path.join(path, "vae.py")
+            found[entry] = {"vae": os.path.join(path, "vae.py")}
+            if os.path.isfile(os.path.join(path, "flows.py")):
+                found[entry]["flows"] = os.path.join(path, "flows.py")
         elif entry.endswith(".py"):
-            found[entry[:-3]] = path
+            found[entry[:-3]] = {"vae": path}
     return found
 
 
-def grade_one(student, path, out, sandbox, hidden_paths):
+def grade_part(path, part, sandbox, hidden_paths):
+    """(record for NAME.json, feedback text); a failure of the grader itself is recorded, never raised."""
     try:
-        result = evaluate(path, include_hidden=True, sandbox=sandbox, hidden_paths=hidden_paths)
-    except Exception as e:  # the grader itself failed on this one: record it, go on
-        result = {"submission": path, "score": 0.0, "max_score": 100.0, "tests": [], "functions": {},
-                  "warnings": [f"grading failed: {type(e).__name__}: {e}"]}
-    record = dict(public_json(result) if result["tests"] else result, student=student)
+        result = evaluate(path, include_hidden=True, sandbox=sandbox, hidden_paths=hidden_paths, part=part)
+    except Exception as e:
+        message = f"grading failed: {type(e).__name__}: {e}"
+        points = load_config()["points"]
+        return {"score": 0.0, "max_score": float(sum(points[f] for f in PARTS[part])), "tests": [],
+                "warnings": [message]}, message
+    return public_json(result), text_report(result, hidden_note=False)
+
+
+def grade_one(student, paths, out, sandbox, hidden_paths):
+    record, feedback = grade_part(paths["vae"], "vae", sandbox, hidden_paths)
+    record["student"] = student
+    if "flows" in paths:
+        record["flows"], flows_feedback = grade_part(paths["flows"], "flows", sandbox, hidden_paths)
+        feedback += "\n\nThe optional part, flows.py\n" + flows_feedback
     _write(os.path.join(out, f"{student}.json"), json.dumps(record, indent=1))
-    feedback = text_report(result, hidden_note=False) if result["tests"] else "\n".join(result["warnings"])
     _write(os.path.join(out, f"{student}.txt"), feedback + "\n")
-    return student, result
+    return student, record
 
 
 def _write(path, text):
@@ -68,20 +82,27 @@ def grade_folder(directory, out, jobs=2, force=False, sandbox=False, progress=Tr
     for student in submissions:
         with open(os.path.join(out, f"{student}.json")) as f:
             record = json.load(f)
-        row = {"student": student}
-        for function in FUNCTIONS:
-            row[function] = round(sum(t["score"] for t in record.get("tests", []) if t["function"] == function), 2)
+        row = {"student": student, **_points(record, FUNCTIONS)}
         row["total"] = round(record["score"], 2)
         row["max_score"] = round(record["max_score"], 2)
+        if "flows" in record:
+            row.update(_points(record["flows"], PARTS["flows"]), flows_total=round(record["flows"]["score"], 2))
         rows.append(row)
     _write(os.path.join(out, "grades.csv"), _csv(rows))
     return rows
 
 
+def _points(record, functions):
+    return {f: round(sum(t["score"] for t in record.get("tests", []) if t["function"] == f), 2) for f in functions}
+
+
 def _csv(rows):
     import io
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["student", *FUNCTIONS, "total", "max_score"])
+    columns = ["student", *FUNCTIONS, "total", "max_score"]
+    if any("flows_total" in row for row in rows):
+        columns += [*PARTS["flows"], "flows_total"]
+    writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

@@ -9,7 +9,7 @@ Nothing in this file computes any of the five functions.
 """
 import numpy as np
 
-from .stand_ins import provided_network
+from .stand_ins import FLOW_BOUND_HELPERS, VAE_BOUND_HELPERS, flow_stand_in, provided_network
 
 FUNCTIONS = ["sample_latent_variables_from_posterior", "bernoulli_log_prob", "compute_KL",
              "vae_lower_bound", "adam_step"]
@@ -29,6 +29,10 @@ class Check:
     @property
     def key(self):
         return f"{self.function}/{self.name}"
+
+    @property
+    def part(self):
+        return "flows" if self.function in PARTS["flows"] else "vae"
 
     def call_id(self, suffix):
         return f"{self.key}/{suffix}"
@@ -245,14 +249,19 @@ def judge_values(check, results, expected, shape_hints, variants, what):
     return True, ""
 
 
+def gradient_answer(check, results, suffix, what):
+    """The gradient a value_and_vjp call returned, or Failed saying why there is none."""
+    header, arrays = results[check.call_id(suffix)]
+    if header.get("status") != "ok":
+        raise Failed(header.get("message", "no answer"))
+    if "grad" not in arrays:
+        raise Failed(f"{what}: your function's output has the wrong shape, so its gradient was not checked")
+    return arrays["grad"]
+
+
 def judge_gradient(check, results, expected, variants, what):
     for i, _ in enumerate(check.params["cases"]):
-        header, arrays = results[check.call_id(f"grad{i}")]
-        if header.get("status") != "ok":
-            raise Failed(header.get("message", "no answer"))
-        if "grad" not in arrays:
-            raise Failed(f"{what}: your function's output has the wrong shape, so its gradient was not checked")
-        grad, want = arrays["grad"], expected[f"grad{i}"]
+        grad, want = gradient_answer(check, results, f"grad{i}", what), expected[f"grad{i}"]
         shape_of(grad, want.shape, f"the gradient of {what}")
         directional_fd(check, results, (f"plus{i}", f"minus{i}"), check.inputs[f"{check.key}/w{i}"],
                        check.inputs[f"{check.key}/d{i}"], grad)
@@ -325,7 +334,9 @@ def judge_kl_gradient(check, results, expected):
 
 
 # ------------------------------------------------------------------ the lower bound, with stand-ins
-def build_lower_bound(check, rs, batch, latent, width):
+def build_lower_bound(check, rs, batch, latent, width, flows=None):
+    """vae_lower_bound's inputs (or, with ``flows`` = K, flow_lower_bound's) and the stand-ins'
+    chosen values: the sample z, the Bernoulli and KL terms, and their gradients."""
     k = check.key
     inputs = {f"{k}/data": (rs.rand(batch, 784) < 0.3).astype(float),
               f"{k}/z": rs.randn(batch, latent), f"{k}/B": -rs.uniform(50, 200, batch),
@@ -340,22 +351,31 @@ def build_lower_bound(check, rs, batch, latent, width):
         nets[net] = names
     net = lambda names: [(inputs[names[i]], inputs[names[i + 1]]) for i in range(0, len(names), 2)]
     inputs[f"{k}/e0"] = provided_network(net(nets["rec"]), inputs[f"{k}/data"])  # the base point of the stand-ins
-    inputs[f"{k}/l0"] = provided_network(net(nets["gen"]), inputs[f"{k}/z"])
+    z_decoded = inputs[f"{k}/z"]
+    args = [{"net": nets["gen"]}, {"net": nets["rec"]}]
+    if flows is not None:  # flows (u, w, b), and where the stand-in flows take z
+        nets["flows"] = []
+        for i in range(flows):
+            for part, value in (("u", rs.randn(latent) / np.sqrt(latent)), ("w", rs.randn(latent) / np.sqrt(latent)),
+                                ("b", 0.5 * rs.randn(1))):
+                nets["flows"].append(f"{k}/flow{part}{i}")
+                inputs[nets["flows"][-1]] = value
+            z_decoded = flow_stand_in(z_decoded, *(inputs[n] for n in nets["flows"][-3:]))[0]
+        args.append({"net": nets["flows"], "size": 3})
+    inputs[f"{k}/l0"] = provided_network(net(nets["gen"]), z_decoded)
     chosen = {c: f"{k}/{c}" for c in ("z", "B", "dB", "K", "dK", "e0", "l0")}
     call = {"function": check.function, "kind": "lower_bound", "chosen": chosen,
-            "args": [{"net": nets["gen"]}, {"net": nets["rec"]}, {"array": f"{k}/data"}]}
+            "helpers": list(VAE_BOUND_HELPERS if flows is None else FLOW_BOUND_HELPERS), "args": args + [{"array": f"{k}/data"}]}
     calls = [dict(call, id=check.call_id("main"))]
-    if check.family == "lower_bound_gradient":  # finite differences along one direction in parameter space
-        direction = {name: rs.randn(*inputs[name].shape) for name in nets["gen"] + nets["rec"]}
+    if check.family.endswith("_gradient"):  # finite differences along one direction in parameter space
+        names = [name for group in nets.values() for name in group]
+        direction = {name: rs.randn(*inputs[name].shape) for name in names}
         inputs.update({f"{name}/d": d for name, d in direction.items()})
         for sign, label in ((1, "plus"), (-1, "minus")):
-            moved = {}
-            for net in ("gen", "rec"):
-                moved[net] = [f"{name}/{label}" for name in nets[net]]
-                for name in nets[net]:
-                    inputs[f"{name}/{label}"] = inputs[name] + sign * FD_STEP * direction[name]
-            calls.append(dict(call, id=check.call_id(label), gradient=False,
-                              args=[{"net": moved["gen"]}, {"net": moved["rec"]}, {"array": f"{k}/data"}]))
+            for name in names:
+                inputs[f"{name}/{label}"] = inputs[name] + sign * FD_STEP * direction[name]
+            moved = [dict(a, net=[f"{name}/{label}" for name in a["net"]]) for a in args]
+            calls.append(dict(call, id=check.call_id(label), gradient=False, args=moved + [{"array": f"{k}/data"}]))
     check.nets = nets
     return inputs, calls
 
@@ -367,16 +387,16 @@ LOWER_BOUND_VARIANTS = [
     ("negated", "you returned the negated lower bound; return the bound itself (training ascends it)")]
 
 
-def judge_lower_bound_value(check, results, expected):
+def judge_lower_bound_value(check, results, expected, variants=LOWER_BOUND_VARIANTS):
     got = answer(check, results, "main", "out")
     if got.shape != ():
         if got.shape == (check.params["batch"],):
             raise Failed("you return one value per image; return their mean over the batch, a scalar")
-        raise Failed(f"vae_lower_bound returned shape {got.shape}, expected a scalar")
+        raise Failed(f"{check.function} returned shape {got.shape}, expected a scalar")
     want = expected["main"]
     if not close(got, want):
         ratio = float(got / want) if want else 0.0
-        for name, message in LOWER_BOUND_VARIANTS:
+        for name, message in variants:
             if name in expected and close(got, expected[name], rtol=1e-6, atol=1e-6):
                 raise Failed(message)
         if ratio > 1.5 and abs(ratio - round(ratio)) < 1e-6:
@@ -433,7 +453,7 @@ def judge_lower_bound_gradient(check, results, expected):
     grad = answer(check, results, "main", "grad")
     want = expected["grad"]
     shape_of(grad, want.shape, "the gradient of the lower bound")
-    direction = np.concatenate([check.inputs[f"{name}/d"].ravel() for net in ("gen", "rec") for name in check.nets[net]])
+    direction = np.concatenate([check.inputs[f"{name}/d"].ravel() for group in check.nets.values() for name in group])
     plus, minus = (answer(check, results, s, "out") for s in ("plus", "minus"))
     fd = float(plus - minus) / (2 * FD_STEP)
     analytic = float(grad @ direction)
@@ -518,8 +538,13 @@ JUDGES = {
 S, B, K, LB, A = FUNCTIONS
 
 
-def public_checks():
-    """The checks students can run: their inputs and expected values ship with the assignment."""
+def public_checks(part="vae"):
+    """The checks students can run: their inputs and expected values ship with the assignment.
+    ``part``: "vae" (the five functions of vae.py) or "flows" (the optional flows.py)."""
+    if part == "flows":
+        return public_flow_checks()
+    if part != "vae":
+        raise ValueError(f"unknown part {part!r}: the parts are {', '.join(PARTS)}")
     stats = dict(mean=[1.0, -2.0, 0.0, 0.5], log_std=[0.0, -1.0, 1.0, -0.5], rows=20000)
     return [
         Check("shape and reparameterization gradient", S, "sample_reparam", 8, seed=1, shapes=[(1, 3), (7, 50)]),
@@ -541,3 +566,17 @@ def public_checks():
         Check("six steps, gradients of very different scales", A, "adam", 10, seed=14, size=12,
               scales=[1.0, 1e3, 1e-3, 1.0, 1e2, 1e-2], learning_rate=0.01),
     ]
+
+
+# flows.py's checks: registered here so that every Check can be rebuilt from its family
+from .flow_checks import FLOW_BUILDERS, FLOW_FUNCTIONS, FLOW_JUDGES, public_flow_checks  # noqa: E402
+
+BUILDERS.update(FLOW_BUILDERS)
+JUDGES.update(FLOW_JUDGES)
+PARTS = {"vae": FUNCTIONS, "flows": FLOW_FUNCTIONS}  # the graded file of each part is PART.py
+
+
+def part_of(path):
+    """The part a submission belongs to, from its file name: flows.py (or *flows*.py) is flows."""
+    import os
+    return "flows" if "flows" in os.path.basename(path) else "vae"

@@ -1,7 +1,8 @@
 """The only code that runs beside a student's file: import it, answer calls with numbers.
 
 Started by grader/runner.py as a fresh interpreter in a temporary folder holding the
-submission (as vae.py), the kit's data/ package, request.json and inputs.npz. For each
+submission (as vae.py, or as flows.py beside the assignment's own vae.py, which it
+imports), the kit's data/ package, request.json and inputs.npz. For each
 call of the request it writes one frame to the result pipe: a length-prefixed .npz
 holding plain float64 arrays and a JSON header. It judges nothing: the parent compares
 the numbers with values it computes itself, and trusts nothing else this process does.
@@ -22,11 +23,12 @@ SAFE_BUILTINS = {"range", "len", "list", "tuple", "dict", "float", "int", "zip",
 
 
 # ------------------------------------------------------------------ importing the submission
-def definitions_only(tree):
+def definitions_only(tree, safe_modules=SAFE_MODULES):
     """Keep what defines functions and constants; skip training and other top-level work.
 
     Returns (module tree, [line numbers of skipped statements]). An ``if __name__ ==
-    "__main__":`` block is dropped silently: importing would not run it anyway.
+    "__main__":`` block and ``sys.path`` edits are dropped silently: importing would not
+    run the first, and the child's folder is on the path already.
     """
     safe_names = set(SAFE_BUILTINS)
     for node in ast.walk(tree):
@@ -34,7 +36,7 @@ def definitions_only(tree):
             module = getattr(node, "module", None) or ""
             for alias in node.names:
                 root = (module or alias.name).split(".")[0]
-                if root in SAFE_MODULES:
+                if root in safe_modules:
                     safe_names.add((alias.asname or alias.name).split(".")[0])
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             safe_names.add(node.name)
@@ -53,7 +55,7 @@ def definitions_only(tree):
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             kept.append(node)
-        elif isinstance(node, ast.If) and _is_main_guard(node):
+        elif (isinstance(node, ast.If) and _is_main_guard(node)) or _edits_sys_path(node):
             continue
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             kept.append(node)  # docstrings
@@ -75,16 +77,26 @@ def _is_main_guard(node):
             and test.comparators[0].value == "__main__")
 
 
-def import_submission(path):
+def _edits_sys_path(node):
+    """``sys.path.insert(...)`` and the like, as a statement of its own."""
+    call = node.value if isinstance(node, ast.Expr) else None
+    target = call.func.value if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) else None
+    return (isinstance(target, ast.Attribute) and target.attr == "path" and isinstance(target.value, ast.Name)
+            and target.value.id == "sys")
+
+
+def import_submission(path, name="vae", safe_modules=SAFE_MODULES):
+    """Import the file at ``path`` as module ``name``, definitions only; tracebacks say NAME.py."""
     import types
     with open(path, encoding="utf-8", errors="replace") as f:
         source = f.read()
-    tree = ast.parse(source, filename="vae.py")
-    tree, skipped = definitions_only(tree)
-    module = types.ModuleType("vae")
+    filename = f"{name}.py"
+    tree = ast.parse(source, filename=filename)
+    tree, skipped = definitions_only(tree, safe_modules)
+    module = types.ModuleType(name)
     module.__file__ = path
-    sys.modules["vae"] = module
-    exec(compile(tree, "vae.py", "exec"), module.__dict__)
+    sys.modules[name] = module
+    exec(compile(tree, filename, "exec"), module.__dict__)
     return module, skipped
 
 
@@ -103,9 +115,9 @@ def to_float_array(value, what):
 def build_argument(spec, arrays):
     if "array" in spec:
         return arrays[spec["array"]].copy()
-    if "net" in spec:  # a list of (W, b) layers
-        names = spec["net"]
-        return [(arrays[names[i]].copy(), arrays[names[i + 1]].copy()) for i in range(0, len(names), 2)]
+    if "net" in spec:  # a list of layers (W, b), or of flows (u, w, b) with size 3
+        names, size = spec["net"], spec.get("size", 2)
+        return [tuple(arrays[n].copy() for n in names[i:i + size]) for i in range(0, len(names), size)]
     return spec["number"]
 
 
@@ -127,56 +139,121 @@ def run_call(module, call, arrays):
     except ValueError:
         pass  # no signature to inspect (a builtin); just call it
     np.random.seed(call.get("seed", 0))
+    replaced = _replace(module, call.get("replace", ()))
     try:
-        if kind == "value":
-            out = fn(*args, **kwargs)
-            if call.get("tuple"):
-                if not isinstance(out, (tuple, list)) or len(out) != call["tuple"]:
-                    return {"status": "bad_output",
-                            "message": f"{name} returned {type(out).__name__}, expected a tuple of {call['tuple']}"}, {}
-                return {"status": "ok"}, {f"out{i}": to_float_array(o, f"item {i} of what {name} returned")
-                                          for i, o in enumerate(out)}
-            return {"status": "ok"}, {"out": to_float_array(out, f"what {name} returned")}
-        if kind == "value_and_vjp":  # one evaluation: its value and the gradient of sum(weights * value)
-            from autograd import make_vjp
-            argnum = call["wrt"]
-            def along(x):
-                return fn(*(args[:argnum] + [x] + args[argnum + 1:]), **kwargs)
-            vjp, out = make_vjp(along)(args[argnum])
-            out_array = to_float_array(out, f"what {name} returned")
-            weights = arrays[call["weights"]]
-            if out_array.shape != weights.shape:
-                return {"status": "ok"}, {"out": out_array}  # the parent reports the shape
-            return {"status": "ok"}, {"out": out_array, "grad": to_float_array(vjp(weights.astype(out_array.dtype)),
-                                                                               "the gradient")}
-        if kind == "adam_steps":
-            params, m, v = args[0], args[2], args[3]
-            result = {}
-            for step, gradient in enumerate(call["gradients"]):
-                out = fn(params, arrays[gradient].copy(), m, v, call["t0"] + step, **kwargs)
-                if not isinstance(out, (tuple, list)) or len(out) != 3:
-                    return {"status": "bad_output",
-                            "message": f"{name} returned {type(out).__name__}, expected (params, m, v)"}, result
-                params, m, v = (to_float_array(o, f"{label} returned by {name}") for o, label in zip(out, "pmv"))
-                result.update({f"params{step}": params, f"m{step}": m, f"v{step}": v})
-            return {"status": "ok"}, result
-        if kind == "lower_bound":
-            try:
-                from stand_ins import run_lower_bound  # in the child's folder
-            except ImportError:
-                from grader.stand_ins import run_lower_bound  # in a notebook's kernel
-            return run_lower_bound(module, fn, args, call, arrays, to_float_array)
-        return {"status": "error", "message": f"unknown call kind {kind}"}, {}
+        header, out = _answer(module, fn, name, kind, args, kwargs, call, arrays)
+        out.update({f"calls_{n}": np.array(float(len(record))) for n, record in replaced.items()})
+        return header, out
+    except _BadOutput as e:
+        return {"status": "bad_output", "message": str(e)}, {}
     except NotImplementedError:
         return {"status": "not_implemented", "message": f"{name} is not implemented yet (it raises NotImplementedError)"}, {}
     except Exception as e:
         return {"status": "raised", "message": f"{name} raised {type(e).__name__}: {e}{where(e)}"}, {}
+    finally:
+        _restore(module, replaced)
 
 
-def where(error):
+class _Record(list):
+    """The calls one stand-in received, and what it replaced."""
+    original = None
+
+
+def _replace(module, names):
+    """Put the grader's stand-ins (grader/stand_ins.py) in place of ``names``; {name: calls recorded}."""
+    if not names:
+        return {}
+    try:
+        from stand_ins import STAND_INS  # in the child's folder
+    except ImportError:
+        from grader.stand_ins import STAND_INS  # in a notebook's kernel
+    records = {}
+    for n in names:
+        records[n] = _Record()
+        records[n].original = module.__dict__.get(n)
+        module.__dict__[n] = STAND_INS[n](records[n])
+    return records
+
+
+def _restore(module, replaced):
+    for n, record in replaced.items():
+        if record.original is None:
+            module.__dict__.pop(n, None)
+        else:
+            module.__dict__[n] = record.original
+
+
+def _outputs(out, name, size):
+    """{'out': array}, or {'out0': ..., 'out1': ...} when the function returns a tuple of ``size``."""
+    if not size:
+        return {"out": to_float_array(out, f"what {name} returned")}
+    if not isinstance(out, (tuple, list)) or len(out) != size:
+        raise _BadOutput(f"{name} returned {type(out).__name__}" + (f" of {len(out)}" if isinstance(out, (tuple, list))
+                                                                    else "") + f", expected a tuple of {size}")
+    return {f"out{i}": to_float_array(o, f"item {i} of what {name} returned") for i, o in enumerate(out)}
+
+
+class _BadOutput(Exception):
+    pass
+
+
+def _answer(module, fn, name, kind, args, kwargs, call, arrays):
+    import numpy as np
+    if kind == "value":
+        return {"status": "ok"}, _outputs(fn(*args, **kwargs), name, call.get("tuple"))
+    if kind == "value_and_vjp":
+        # One evaluation: its value and the gradient of sum(weights * value) with respect to
+        # argument ``wrt``; for a tuple, of the sum over its items of sum(weights[i] * item i).
+        from autograd import make_vjp
+        import autograd.numpy as anp
+        argnum, names = call["wrt"], call["weights"]
+        names = [names] if isinstance(names, str) else names
+        seen = {}
+
+        def weighted(x):
+            out = fn(*(args[:argnum] + [x] + args[argnum + 1:]), **kwargs)
+            items = out if call.get("tuple") else [out]
+            seen["out"] = out
+            if not isinstance(items, (tuple, list)) or len(items) != len(names):
+                return 0.0
+            if any(np.shape(item) != arrays[w].shape for item, w in zip(items, names)):
+                seen["shape"] = True
+                return 0.0
+            return sum(anp.sum(item * arrays[w]) for item, w in zip(items, names))
+
+        vjp, _ = make_vjp(weighted)(args[argnum])
+        outputs = _outputs(seen["out"], name, call.get("tuple"))
+        if seen.get("shape"):
+            return {"status": "ok"}, outputs  # the parent reports the shape
+        return {"status": "ok"}, dict(outputs, grad=to_float_array(vjp(1.0), "the gradient"))
+    if kind == "adam_steps":
+        params, m, v = args[0], args[2], args[3]
+        result = {}
+        for step, gradient in enumerate(call["gradients"]):
+            out = fn(params, arrays[gradient].copy(), m, v, call["t0"] + step, **kwargs)
+            if not isinstance(out, (tuple, list)) or len(out) != 3:
+                return {"status": "bad_output",
+                        "message": f"{name} returned {type(out).__name__}, expected (params, m, v)"}, result
+            params, m, v = (to_float_array(o, f"{label} returned by {name}") for o, label in zip(out, "pmv"))
+            result.update({f"params{step}": params, f"m{step}": m, f"v{step}": v})
+        return {"status": "ok"}, result
+    if kind == "lower_bound":
+        try:
+            from stand_ins import run_lower_bound  # in the child's folder
+        except ImportError:
+            from grader.stand_ins import run_lower_bound  # in a notebook's kernel
+        return run_lower_bound(module, fn, args, call, arrays, to_float_array)
+    return {"status": "error", "message": f"unknown call kind {kind}"}, {}
+
+
+def where(error, filename=None):
     """ ' (vae.py, line N, in f)' for the deepest frame in the student's file."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == "vae.py"]
-    return f" (vae.py, line {frames[-1].lineno}, in {frames[-1].name})" if frames else ""
+    filename = filename or GRADED_FILE
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == filename]
+    return f" ({filename}, line {frames[-1].lineno}, in {frames[-1].name})" if frames else ""
+
+
+GRADED_FILE = "vae.py"  # the file whose lines `where` reports; flows.py when that is graded
 
 
 def send(stream, call_id, header, arrays):
@@ -201,8 +278,18 @@ def main():
         request = json.load(f)
     with np.load("inputs.npz", allow_pickle=False) as saved:
         arrays = {k: saved[k] for k in saved.files}
+    global GRADED_FILE
+    name = request.get("module", "vae")
+    GRADED_FILE = f"{name}.py"
+    if name != "vae":  # flows.py imports the assignment's own vae.py, which runner.py put beside it
+        try:
+            import_submission(os.path.join(workdir, "vae.py"))
+        except BaseException as e:
+            send(results, "__import__", {"status": "raised", "message": f"the assignment's vae.py, which {name}.py "
+                                         f"imports, failed to import: {type(e).__name__}: {e}"}, {})
+            return
     try:
-        module, skipped = import_submission(os.path.join(workdir, "vae.py"))
+        module, skipped = import_submission(os.path.join(workdir, GRADED_FILE), name, SAFE_MODULES + ("vae",))
     except SystemExit as e:
         send(results, "__import__", {"status": "raised", "message": f"your file called exit({e.code}) while being imported"}, {})
         return

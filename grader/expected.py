@@ -6,12 +6,15 @@ the student bundle, `python -m grader release` stores these for the public check
 grader/fixtures/public.npz; the formulas below stay here.
 """
 import importlib.util
+import os
+import sys
 
 import autograd.numpy as anp
 import numpy as np
 from autograd import make_vjp
 
 from . import stand_ins
+from .flow_checks import CONSTRAIN, FLOW_FUNCTIONS
 from .paths import SOLUTION
 
 _reference = None
@@ -26,6 +29,30 @@ def reference():
         spec.loader.exec_module(module)
         _reference = module
     return _reference
+
+
+_flows_reference = None
+
+
+def flows_reference():
+    """solution/flows.py, importing the reference vae; sys.path and sys.modules are left as they were."""
+    global _flows_reference
+    if _flows_reference is None:
+        saved_path, saved_vae = list(sys.path), sys.modules.get("vae")
+        sys.modules["vae"] = reference()
+        try:
+            spec = importlib.util.spec_from_file_location("flows_reference",
+                                                          os.path.join(os.path.dirname(SOLUTION), "flows.py"))
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        finally:
+            sys.path[:] = saved_path
+            if saved_vae is None:
+                sys.modules.pop("vae", None)
+            else:
+                sys.modules["vae"] = saved_vae
+        _flows_reference = module
+    return _flows_reference
 
 
 def vjp_of(fn, args, wrt, weights):
@@ -96,6 +123,8 @@ def adam_sequence(step, check, carry=True):
 # ------------------------------------------------------------------ per family
 def expected_values(check):
     """{name: array} for one check, computed with the reference."""
+    if check.function in FLOW_FUNCTIONS:
+        return {key: np.asarray(value, float) for key, value in flow_expected_values(check).items()}
     ref = reference()
     family, out = check.family, {}
     if family.startswith("sample_"):
@@ -123,7 +152,7 @@ def expected_values(check):
         net = lambda names: [(check.inputs[names[i]], check.inputs[names[i + 1]]) for i in range(0, len(names), 2)]
         gen, rec, data = net(check.nets["gen"]), net(check.nets["rec"]), check.inputs[f"{k}/data"]
         chosen = {c: check.inputs[f"{k}/{c}"] for c in ("z", "B", "dB", "K", "dK", "e0", "l0")}
-        value, grad, _ = stand_ins.lower_bound_with_stand_ins(ref, ref.vae_lower_bound, gen, rec, data, chosen)
+        value, grad, _ = stand_ins.lower_bound_with_stand_ins(ref, ref.vae_lower_bound, (gen, rec), data, chosen)
         B, K = chosen["B"], chosen["K"]
         return {"main": np.asarray(value, float), "grad": np.asarray(grad, float),
                 "sum": np.asarray(np.sum(B - K)), "plus_kl": np.asarray(np.mean(B + K)),
@@ -135,4 +164,103 @@ def expected_values(check):
         out.update({f"moments_not_carried/{key}": val
                     for key, val in adam_sequence(ref.adam_step, check, carry=False).items()})
         return {key: np.asarray(val, float) for key, val in out.items()}
+    raise KeyError(f"no expected values for family {family}")
+
+
+# ------------------------------------------------------------------ flows.py
+HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
+
+
+def constrain_variants(u, w):
+    wu = w @ u
+    return {"unchanged": u, "no_minus_one": u + (np.logaddexp(0, wu) - wu) * w / (w @ w),
+            "norm_not_squared": u + (-1 + np.logaddexp(0, wu) - wu) * w / np.sqrt(w @ w)}
+
+
+def planar_variants(z, u, w, b):
+    """Each output of planar_flow under a known mistake (with the stand-in constrain_u)."""
+    u_hat = stand_ins.constrain_stand_in(u, w)
+    h = np.tanh(z @ w + b)
+    log_det = lambda factor, wu: np.log(np.abs(1 + factor * wu)) * np.ones_like(h)
+    return {"0/u_not_hat": z + h[:, None] * u,
+            "1/u_in_log_det": log_det(1 - h ** 2, w @ u),
+            "1/no_derivative": log_det(1.0, w @ u_hat), "1/tanh_not_derivative": log_det(h, w @ u_hat),
+            "1/no_log": np.abs(1 + (1 - h ** 2) * (w @ u_hat))}
+
+
+def patched(module, name, replacement):
+    """A context that puts ``replacement`` in place of module.name."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def context():
+        saved = module.__dict__[name]
+        module.__dict__[name] = replacement
+        try:
+            yield
+        finally:
+            module.__dict__[name] = saved
+    return context()
+
+
+def flow_bound_from_parts(check):
+    """The bound with flows and its known mistakes, from the stand-ins' values and the formulas."""
+    k, inputs = check.key, check.inputs
+    z0, e0, B = inputs[f"{k}/z"], inputs[f"{k}/e0"], inputs[f"{k}/B"]
+    mean, log_std = np.split(e0, 2, axis=-1)
+    z, log_dets = z0, np.zeros(len(z0))
+    names = check.nets["flows"]
+    for i in range(0, len(names), 3):
+        z, log_det = stand_ins.flow_stand_in(z, *(inputs[n] for n in names[i:i + 3]))
+        log_dets = log_dets + log_det
+    latent = z0.shape[1]
+    log_q = lambda x, s2: np.sum(-0.5 * (x - mean) ** 2 / s2 - log_std - HALF_LOG_2PI, axis=-1)
+    prior = lambda x: np.sum(-0.5 * x ** 2 - HALF_LOG_2PI, axis=-1)
+    q0, s2 = log_q(z0, np.exp(2 * log_std)), np.exp(2 * log_std)
+    bound = B + prior(z) - q0 + log_dets
+    constant = latent * HALF_LOG_2PI
+    return {"from_parts": np.mean(bound), "sum": np.sum(bound), "no_log_det": np.mean(bound - log_dets),
+            "minus_log_det": np.mean(bound - 2 * log_dets), "prior_at_z0": np.mean(bound - prior(z) + prior(z0)),
+            "q0_at_zK": np.mean(bound + q0 - log_q(z, s2)), "no_prior": np.mean(bound - prior(z)),
+            "plus_q0": np.mean(bound + 2 * q0), "q0_no_constant": np.mean(bound) - constant,
+            "prior_no_constant": np.mean(bound) + constant,
+            "q0_variance": np.mean(bound + q0 - log_q(z0, np.exp(log_std)))}
+
+
+def flow_expected_values(check):
+    ref, family, out = flows_reference(), check.family, {}
+    if family.startswith("constrain_"):
+        for i, _ in enumerate(check.params["cases"]):
+            u, w = case_arrays(check, i)
+            if family == "constrain_gradient":
+                for a in check.params["wrt"]:
+                    out[f"grad{i}_{a}"] = vjp_of(ref.constrain_u, [u, w], a, check.inputs[f"{check.key}/w{i}_0"])
+            else:
+                out[f"case{i}"] = ref.constrain_u(u, w)
+                out.update({f"case{i}/{name}": v for name, v in constrain_variants(u, w).items()})
+        return out
+    if family.startswith("planar_"):
+        with patched(ref, CONSTRAIN, stand_ins.constrain_stand_in):
+            for i, _ in enumerate(check.params["cases"]):
+                args = case_arrays(check, i)
+                if family == "planar_gradient":
+                    weights = [check.inputs[f"{check.key}/w{i}_{j}"] for j in range(2)]
+                    weighted = lambda *a: sum(anp.sum(o * w) for o, w in zip(ref.planar_flow(*a), weights))
+                    for a in check.params["wrt"]:
+                        out[f"grad{i}_{a}"] = vjp_of(weighted, args, a, 1.0)
+                else:
+                    out.update({f"case{i}/{j}": o for j, o in enumerate(ref.planar_flow(*args))})
+                    out.update({f"case{i}/{name}": v for name, v in planar_variants(*args).items()})
+        return out
+    if family.startswith("flow_bound_"):
+        k = check.key
+        group = lambda names, size: [tuple(check.inputs[n] for n in names[i:i + size]) for i in range(0, len(names), size)]
+        params = (group(check.nets["gen"], 2), group(check.nets["rec"], 2), group(check.nets["flows"], 3))
+        chosen = {c: check.inputs[f"{k}/{c}"] for c in ("z", "B", "dB", "K", "dK", "e0", "l0")}
+        value, grad, _ = stand_ins.lower_bound_with_stand_ins(ref, ref.flow_lower_bound, params, check.inputs[f"{k}/data"],
+                                                              chosen, helpers=stand_ins.FLOW_BOUND_HELPERS)
+        variants = flow_bound_from_parts(check)
+        if not np.isclose(variants.pop("from_parts"), value, rtol=1e-10):
+            raise AssertionError(f"{check.key}: the bound from its parts disagrees with the reference")
+        return {"main": value, "grad": grad, **variants}
     raise KeyError(f"no expected values for family {family}")

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .checks import FUNCTIONS, Failed, public_checks
+from .checks import PARTS, Failed, part_of, public_checks
 from .runner import Limits, run_submission
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,14 +34,14 @@ def reference_available():
     return os.path.exists(SOLUTION) and os.path.exists(os.path.join(HERE, "expected.py"))
 
 
-def checks_for(include_hidden):
-    checks = public_checks()
+def checks_for(include_hidden, part="vae"):
+    checks = public_checks(part)
     if include_hidden:
         if not reference_available():
             raise GraderError("hidden checks need the reference (solution/vae.py and grader/expected.py), "
                               "which students do not receive")
         from .hidden import hidden_checks
-        checks += hidden_checks()
+        checks += hidden_checks(part)
     return checks
 
 
@@ -54,7 +54,8 @@ def fixture_name(check_key, name):
 def compute_fixtures():
     """Expected values of the public checks, from the reference: what students receive."""
     from .expected import expected_values
-    return {fixture_name(c.key, name): value for c in public_checks() for name, value in expected_values(c).items()}
+    return {fixture_name(c.key, name): value for part in PARTS for c in public_checks(part)
+            for name, value in expected_values(c).items()}
 
 
 _expected_cache, _expected_lock = {}, threading.Lock()
@@ -87,14 +88,16 @@ def _compute_expected(checks, use_reference):
     return expected
 
 
-def evaluate(path, include_hidden=False, sandbox=False, config=None, use_reference=None, hidden_paths=()):
-    """Grade the file at ``path``. Returns the result dict (see check --json)."""
+def evaluate(path, include_hidden=False, sandbox=False, config=None, use_reference=None, hidden_paths=(), part=None):
+    """Grade the file at ``path`` as ``part`` ("vae" or "flows"; by default from the file name).
+    Returns the result dict (see check --json)."""
     config = config or load_config()
+    part = part or part_of(path)
     use_reference = reference_available() if use_reference is None else use_reference
-    checks = checks_for(include_hidden)
+    checks = checks_for(include_hidden, part)
     expected = expected_for(checks, use_reference)
     started = time.time()
-    result = {"submission": path, "tests": [], "warnings": []}
+    result = {"submission": path, "part": part, "tests": [], "warnings": []}
     if not os.path.isfile(path):
         import_info, answers, log = {"status": "raised", "message": f"no file at {path}"}, {}, ""
     else:
@@ -103,7 +106,7 @@ def evaluate(path, include_hidden=False, sandbox=False, config=None, use_referen
             inputs.update(check.inputs)
             calls.extend(check.calls)
         import_info, answers, log = run_submission(path, calls, inputs, Limits(**config.get("limits", {})),
-                                                   sandbox=sandbox, hidden_paths=hidden_paths)
+                                                   sandbox=sandbox, hidden_paths=hidden_paths, module=part)
     if import_info.get("status") == "ok" and import_info.get("skipped"):
         lines = ", ".join(str(n) for n in import_info["skipped"][:8])
         result["warnings"].append(f"top-level code at line(s) {lines} of your file was not run: the grader runs only "
@@ -138,7 +141,8 @@ def judge_check(check, import_info, answers, expected):
 
 def score_result(result, checks, config):
     points, advice_points = config["points"], config.get("stability_points", 0)
-    weights = {f: sum(c.weight for c in checks if c.function == f and not c.advice) for f in FUNCTIONS}
+    functions = list(dict.fromkeys(c.function for c in checks))
+    weights = {f: sum(c.weight for c in checks if c.function == f and not c.advice) for f in functions}
     for check, test in zip(checks, result["tests"]):
         if check.advice:
             test["max_score"] = float(advice_points)
@@ -149,7 +153,7 @@ def score_result(result, checks, config):
     result["max_score"] = round(sum(t["max_score"] for t in result["tests"]), 4)
     result["functions"] = {f: {"score": round(sum(t["score"] for t in result["tests"] if t["function"] == f), 4),
                                "max_score": round(sum(t["max_score"] for t in result["tests"] if t["function"] == f), 4)}
-                           for f in FUNCTIONS}
+                           for f in functions}
 
 
 def public_json(result):
@@ -172,7 +176,7 @@ def text_report(result, hidden_note=True):
     not_imported = all(t.get("reason") == "import" for t in result["tests"])
     if not_imported:
         lines.append(f"{bad} {result['tests'][0]['output']}")
-    for function in FUNCTIONS:
+    for function in result["functions"]:
         tests = [t for t in result["tests"] if t["function"] == function]
         summary = result["functions"][function]
         lines.append("")

@@ -9,7 +9,8 @@ unpacks it into /autograder/source; for each submission run_autograder calls
     python -m grader gradescope-run --root /autograder
 
 which grades /autograder/submission/vae.py with the isolated grader (sandboxed where
-bubblewrap works) and writes /autograder/results/results.json from the grader's own
+bubblewrap works), and flows.py too when the student uploaded the optional part (its
+points add to the score), and writes /autograder/results/results.json from the grader's own
 process. A missing or unimportable submission still yields a valid file, scored 0,
 saying why. ``--root`` (or AUTOGRADER_ROOT) stands in for /autograder in tests.
 """
@@ -46,7 +47,7 @@ GRADING_REQUIREMENTS_SKIP = ("nbgrader", "nbformat", "mlxtend", "pytest", "#")
 def build_bundle(out_zip, hidden_visibility="after_published"):
     """Write the autograder zip; returns its path."""
     files = {}
-    for folder in ("solution", "grader", "data"):
+    for folder in ("solution", "assignment", "grader", "data"):  # assignment/vae.py: what a flows.py imports
         for directory, _, names in os.walk(os.path.join(ROOT, folder)):
             if "__pycache__" in directory or os.path.basename(directory) == "mnist":
                 continue
@@ -75,12 +76,13 @@ def build_bundle(out_zip, hidden_visibility="after_published"):
 
 
 def find_submission(submission_dir):
-    """(path or None, note): vae.py, else the only .py file uploaded."""
+    """(path or None, note): vae.py, else the only .py file uploaded other than flows.py."""
     if not os.path.isdir(submission_dir):
         return None, f"no submission folder at {submission_dir}"
     if os.path.isfile(os.path.join(submission_dir, "vae.py")):
         return os.path.join(submission_dir, "vae.py"), ""
-    python_files = [os.path.join(d, n) for d, _, names in os.walk(submission_dir) for n in names if n.endswith(".py")]
+    python_files = [os.path.join(d, n) for d, _, names in os.walk(submission_dir) for n in names
+                    if n.endswith(".py") and n != "flows.py"]
     if len(python_files) == 1:
         return python_files[0], f"graded {os.path.relpath(python_files[0], submission_dir)} (no vae.py was uploaded)"
     found = ", ".join(sorted(os.path.relpath(p, submission_dir) for p in python_files)) or "no .py file"
@@ -108,9 +110,15 @@ def run(root):
     sandbox = sandbox_available()[0]
     if not sandbox:
         note = (note + "\n" if note else "") + "(graded without a sandbox: bubblewrap is not available here)"
+    flows = os.path.join(root, "submission", "flows.py")
     try:
         result = evaluate(path or os.path.join(root, "submission", "vae.py"), include_hidden=True,
-                          sandbox=sandbox, hidden_paths=[os.path.join(root, "source")])
+                          sandbox=sandbox, hidden_paths=[os.path.join(root, "source")], part="vae")
+        if os.path.isfile(flows):  # the optional part: its tests and points are added
+            extra = evaluate(flows, include_hidden=True, sandbox=sandbox, hidden_paths=[os.path.join(root, "source")],
+                             part="flows")
+            result = dict(result, score=result["score"] + extra["score"], tests=result["tests"] + extra["tests"],
+                          warnings=result["warnings"] + [f"flows.py: {w}" for w in extra["warnings"]])
     except Exception as e:  # the grader failed: still a valid results.json, scored 0
         result = {"score": 0.0, "tests": [], "warnings": [f"the autograder failed: {type(e).__name__}: {e}"]}
     data = results_json(result, visibility, time.time() - started, note)

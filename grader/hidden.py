@@ -5,9 +5,12 @@ the reference computes their expected values; an answer hard-coded for the publi
 fails them.
 """
 from .checks import A, B, K, LB, S, Check
+from .flow_checks import CONSTRAIN, FLOW_BOUND, PLANAR
 
 
-def hidden_checks():
+def hidden_checks(part="vae"):
+    if part == "flows":
+        return hidden_flow_checks()
     stats = dict(mean=[-0.5, 3.0, 0.2], log_std=[0.5, -2.0, 0.0], rows=20000)
     return [
         Check("hidden: shape and reparameterization gradient", S, "sample_reparam", 8, seed=101, hidden=True,
@@ -23,4 +26,22 @@ def hidden_checks():
         Check("hidden: gradient", LB, "lower_bound_gradient", 8, seed=110, hidden=True, batch=2, latent=3, width=3),
         Check("hidden: four steps", A, "adam", 15, seed=111, hidden=True, size=7, scales=[1e-2, 1e2, 1.0, 1e4],
               learning_rate=0.003),
+    ]
+
+
+def hidden_flow_checks():
+    return [
+        Check("hidden: values", CONSTRAIN, "constrain_values", 6, seed=301, hidden=True,
+              cases=[(7, -4.0), (1, 0.0), (3, -1.0)]),
+        Check("hidden: gradient", CONSTRAIN, "constrain_gradient", 4, seed=302, hidden=True, cases=[(3, 1.5)],
+              wrt=[0, 1]),
+        Check("hidden: values", PLANAR, "planar_values", 10, seed=303, hidden=True, cases=[(5, 2, 2.0), (2, 7, -0.5)]),
+        Check("hidden: gradient", PLANAR, "planar_gradient", 8, seed=304, hidden=True, cases=[(3, 5, -0.5)],
+              wrt=[0, 1, 2, 3]),
+        Check("hidden: value", FLOW_BOUND, "flow_bound_value", 9, seed=305, hidden=True, batch=5, latent=4, width=3,
+              flows=2),
+        Check("hidden: parts", FLOW_BOUND, "flow_bound_parts", 8, seed=306, hidden=True, batch=2, latent=2, width=3,
+              flows=4),
+        Check("hidden: gradient", FLOW_BOUND, "flow_bound_gradient", 8, seed=307, hidden=True, batch=2, latent=3,
+              width=3, flows=1),
     ]

@@ -112,8 +112,8 @@ def release(check_only=False):
 # What students receive of the grader: enough to judge their file against the public
 # checks' stored expected values. Not expected.py (the reference's values and the
 # mistakes' formulas), hidden.py, batch grading or this release code.
-BUNDLED_GRADER = ("__init__.py", "__main__.py", "paths.py", "checks.py", "grade.py", "runner.py", "child.py",
-                  "stand_ins.py", "notebook.py", "config.json", "conftest.py", "test_submission.py",
+BUNDLED_GRADER = ("__init__.py", "__main__.py", "paths.py", "checks.py", "flow_checks.py", "grade.py", "runner.py",
+                  "child.py", "stand_ins.py", "notebook.py", "config.json", "conftest.py", "test_submission.py",
                   "fixtures/public.npz")
 STUDENT_README = """# VAE assignment
 
@@ -131,7 +131,9 @@ MNIST is downloaded on first use into data/mnist/ (set MNIST_DIR or --data-dir t
 copy you already have).
 
 Optional, advanced: `flows.py` adds planar normalizing flows to your VAE (three more
-functions marked YOUR CODE HERE); `python flows.py --flows 5` trains it.
+functions marked YOUR CODE HERE); `python -m grader check flows.py` checks them (beside
+the assignment's own vae.py, so a mistake in yours costs nothing there) and
+`python flows.py --flows 5` trains it.
 """
 
 
@@ -155,6 +157,7 @@ def build_bundle(out_dir):
     for name in BUNDLED_GRADER:
         path = os.path.join(ROOT, "grader", name)
         files[f"grader/{name}"] = open(path, "rb").read()
+    files["grader/fixtures/vae_stub.py"] = files["vae.py"]  # what a graded flows.py imports (runner.companion_vae)
     for name, content in files.items():
         path = os.path.join(folder, name)
         os.makedirs(os.path.dirname(path), exist_ok=True)

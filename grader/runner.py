@@ -27,7 +27,7 @@ import uuid
 
 import numpy as np
 
-from .paths import ROOT
+from .paths import ASSIGNMENT, ROOT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FRAME_MAGIC = b"VAEK"
@@ -79,9 +79,20 @@ def sandbox_available():
     return True, ""
 
 
-def prepare_workdir(submission_path):
+def companion_vae():
+    """The assignment's own vae.py, which a graded flows.py imports: in the kit, assignment/vae.py;
+    in the student bundle, the pristine copy release put in grader/fixtures/."""
+    for path in (os.path.join(HERE, "fixtures", "vae_stub.py"), ASSIGNMENT):
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError("the assignment's vae.py (assignment/vae.py) is missing: run python -m grader release")
+
+
+def prepare_workdir(submission_path, module="vae"):
     workdir = tempfile.mkdtemp(prefix="vae-grade-")
-    shutil.copyfile(submission_path, os.path.join(workdir, "vae.py"))
+    shutil.copyfile(submission_path, os.path.join(workdir, f"{module}.py"))
+    if module != "vae":
+        shutil.copyfile(companion_vae(), os.path.join(workdir, "vae.py"))
     for name in ("child.py", "stand_ins.py"):
         shutil.copyfile(os.path.join(HERE, name), os.path.join(workdir, name))
     shutil.copytree(os.path.join(ROOT, "data"), os.path.join(workdir, "data"),
@@ -89,13 +100,14 @@ def prepare_workdir(submission_path):
     return workdir
 
 
-def run_submission(submission_path, calls, inputs, limits=None, sandbox=False, hidden_paths=()):
-    """Answer ``calls`` with the student's code. Returns (import_info, {call id: (header, arrays)}, log)."""
+def run_submission(submission_path, calls, inputs, limits=None, sandbox=False, hidden_paths=(), module="vae"):
+    """Answer ``calls`` with the student's code, imported as ``module`` (vae or flows).
+    Returns (import_info, {call id: (header, arrays)}, log)."""
     limits = limits or Limits()
-    workdir = prepare_workdir(submission_path)
+    workdir = prepare_workdir(submission_path, module)
     try:
         with open(os.path.join(workdir, "request.json"), "w") as f:
-            json.dump({"calls": calls}, f)
+            json.dump({"calls": calls, "module": module}, f)
         np.savez(os.path.join(workdir, "inputs.npz"), **inputs)
         prefix = None
         if sandbox:

@@ -1,21 +1,23 @@
 """The grader's checks as pytest tests, for instructors who like pytest's tooling:
 
     pytest grader --submission path/to/vae.py [--public-only] [-k compute_KL]
+    pytest grader --submission path/to/flows.py      (the optional part)
 
 One test per check, named after it; a failed test shows the check's hint. The checks
-run once, in the isolated child process, exactly as `python -m grader check` runs them.
+run once, in the isolated child process, exactly as `python -m grader check` runs them;
+the checks of the other part are skipped.
 """
 import pytest
 
-from grader.checks import public_checks
+from grader.checks import PARTS, public_checks
 from grader.grade import evaluate, reference_available
 
 
 def _checks():
-    checks = public_checks()
+    checks = [c for part in PARTS for c in public_checks(part)]
     if reference_available():
         from grader.hidden import hidden_checks
-        checks += hidden_checks()
+        checks += [c for part in PARTS for c in hidden_checks(part)]
     return checks
 
 
@@ -29,11 +31,14 @@ def graded(request):
         pytest.skip("no submission given: pytest grader --submission FILE")
     hidden = reference_available() and not request.config.getoption("--public-only")
     result = evaluate(path, include_hidden=hidden, sandbox=request.config.getoption("--sandbox"))
-    return {t["name"]: t for t in result["tests"]}
+    return result["part"], {t["name"]: t for t in result["tests"]}
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=[c.key for c in CHECKS])
 def test_check(check, graded):
+    part, graded = graded
+    if check.part != part:
+        pytest.skip(f"a check of {check.part}.py; the submission is {part}.py")
     name = f"{check.function}: {check.name}"
     if name not in graded:
         pytest.skip("hidden check (--public-only)")

@@ -1,13 +1,14 @@
 """Submissions for testing the grader, made from the reference by swapping one function's code.
 
 Each entry: (function, code). The code replaces that function's solution region in
-solution/vae.py (indented four spaces), so every other function stays correct.
+solution/vae.py, or solution/flows.py for FLOW_BUGS and FLOW_ALTERNATIVES (indented four
+spaces), so every other function stays correct.
 """
 import os
 import textwrap
 
-from grader.checks import FUNCTIONS
-from grader.paths import ASSIGNMENT, SOLUTION
+from grader.checks import FUNCTIONS, PARTS
+from grader.paths import ASSIGNMENT, ROOT
 from grader.release import solution_regions
 
 S, B, K, LB, A = FUNCTIONS
@@ -112,13 +113,83 @@ ALTERNATIVES = {
 }
 
 
-def source_with(replacements, base=SOLUTION):
-    """The reference (or another file with regions) with some functions' regions replaced."""
-    with open(SOLUTION) as f:
+C, P, FB = PARTS["flows"]
+WU = "wu = np.dot(w, u)\n"
+PLANAR_HEAD = "u_hat = constrain_u(u, w)\nh = np.tanh(np.dot(z, w) + b)\n"
+PLANAR_TAIL = "return z + h[:, None] * u_hat, log_det"
+BOUND_HEAD = ("encoder_output = neural_net_predict(rec_params, data)\n"
+              "mean, log_std = np.split(encoder_output, 2, axis=-1)\n"
+              "z0 = sample_latent_variables_from_posterior(encoder_output)\n"
+              "log_q0 = np.sum(-0.5 * ((z0 - mean) / np.exp(log_std)) ** 2 - log_std - HALF_LOG_2PI, axis=-1)\n")
+FLOWS_LOOP = "z, total = z0, 0.0\nfor u, w, b in flow_params:\n    z, log_det = planar_flow(z, u, w, b)\n    total = total + log_det\n"
+PRIOR = "log_prior = np.sum(-0.5 * z ** 2 - HALF_LOG_2PI, axis=-1)\n"
+DECODE = "logits = neural_net_predict(gen_params, z)\n"
+
+
+def bound(expression, loop=FLOWS_LOOP, prior=PRIOR, decode=DECODE):
+    return BOUND_HEAD + loop + prior + decode + f"return {expression}"
+
+
+CORRECT = "np.mean(bernoulli_log_prob(data, logits) + log_prior - log_q0 + total)"
+# flows.py: mistake -> (function, code, words the hint must contain)
+FLOW_BUGS = {
+    "constrain_unchanged": (C, "return u", "unchanged"),
+    "constrain_no_minus_one": (C, WU + "return u + (np.logaddexp(0, wu) - wu) * w / np.dot(w, w)", "-1 is missing"),
+    "constrain_norm": (C, WU + "return u + (-1 + np.logaddexp(0, wu) - wu) * w / np.sqrt(np.dot(w, w))", "not by |w|"),
+    "constrain_overflows": (C, WU + "return u + (-1 + np.log(1 + np.exp(wu)) - wu) * w / np.dot(w, w)", "overflows"),
+    "constrain_detached": (C, "from autograd.tracer import getval\n" + WU +
+                           "return u + (-1 + np.logaddexp(0, getval(wu)) - wu) * w / np.dot(w, w)", "finite differences"),
+    "constrain_scalar": (C, WU + "return -1 + np.logaddexp(0, wu)", "not the number"),
+    "planar_no_constraint": (P, "h = np.tanh(np.dot(z, w) + b)\n"
+                                "return z + h[:, None] * u, np.log(np.abs(1 + (1 - h ** 2) * np.dot(w, u)))",
+                             "never calls constrain_u"),
+    "planar_u_in_log_det": (P, PLANAR_HEAD + "log_det = np.log(np.abs(1 + (1 - h ** 2) * np.dot(w, u)))\n" + PLANAR_TAIL,
+                            "w . u where w . u_hat"),
+    "planar_no_derivative": (P, PLANAR_HEAD + "log_det = np.log(np.abs(1 + np.dot(w, u_hat))) + 0 * h\n" + PLANAR_TAIL,
+                             "1 - tanh(a)^2"),
+    "planar_tanh_not_derivative": (P, PLANAR_HEAD + "log_det = np.log(np.abs(1 + h * np.dot(w, u_hat)))\n" + PLANAR_TAIL,
+                                   "derivative"),
+    "planar_no_log": (P, PLANAR_HEAD + "log_det = np.abs(1 + (1 - h ** 2) * np.dot(w, u_hat))\n" + PLANAR_TAIL,
+                      "not the determinant"),
+    "planar_column_log_det": (P, PLANAR_HEAD + "log_det = np.log(np.abs(1 + (1 - h ** 2) * np.dot(w, u_hat)))[:, None]\n"
+                              + PLANAR_TAIL, "(batch,)"),
+    "bound_sum": (FB, bound("np.sum(bernoulli_log_prob(data, logits) + log_prior - log_q0 + total)"), "summed"),
+    "bound_no_log_det": (FB, bound("np.mean(bernoulli_log_prob(data, logits) + log_prior - log_q0)"), "missing"),
+    "bound_minus_log_det": (FB, bound("np.mean(bernoulli_log_prob(data, logits) + log_prior - log_q0 - total)"),
+                            "subtracted"),
+    "bound_plus_q0": (FB, bound("np.mean(bernoulli_log_prob(data, logits) + log_prior + log_q0 + total)"), "added"),
+    "bound_prior_at_z0": (FB, bound(CORRECT, prior=PRIOR.replace("z **", "z0 **")), "evaluated at z_0"),
+    "bound_q0_no_constant": (FB, bound(CORRECT).replace(" - HALF_LOG_2PI, axis=-1)\nz, total", ", axis=-1)\nz, total"),
+                             "log(2 pi)"),
+    "bound_decodes_z0": (FB, bound(CORRECT, decode=DECODE.replace(", z)", ", z0)")), "decode z_K"),
+    "bound_flows_reversed": (FB, bound(CORRECT, loop=FLOWS_LOOP.replace("in flow_params", "in flow_params[::-1]")),
+                             "in order"),
+    "bound_second_sample": (FB, bound(CORRECT).replace("logits = ", "sample_latent_variables_from_posterior("
+                                                       "encoder_output)\nlogits = "), "draws 2 samples"),
+}
+FLOW_ALTERNATIVES = {
+    "constrain_softplus_by_hand": (C, WU + "softplus = np.maximum(wu, 0) + np.log1p(np.exp(-np.abs(wu)))\n"
+                                          "return u + (softplus - 1 - wu) / np.sum(w ** 2) * w"),
+    "planar_with_psi": (P, "u_hat = constrain_u(u, w)\nh = np.tanh(z @ w + b)\npsi = (1 - h ** 2)[:, None] * w\n"
+                           "return z + np.outer(h, u_hat), np.log(np.abs(1 + psi @ u_hat))"),
+    "bound_with_scipy_norm": (FB, "from autograd.scipy.stats import norm\n"
+                                  "q = neural_net_predict(rec_params, data)\nmean, log_std = np.split(q, 2, axis=-1)\n"
+                                  "z = sample_latent_variables_from_posterior(q)\n"
+                                  "bound = -np.sum(norm.logpdf(z, mean, np.exp(log_std)), axis=1)\n"
+                                  "for params in flow_params:\n    z, log_det = planar_flow(z, *params)\n"
+                                  "    bound = bound + log_det\n"
+                                  "bound = bound + np.sum(norm.logpdf(z), axis=1)\n"
+                                  "return np.mean(bound + bernoulli_log_prob(data, neural_net_predict(gen_params, z)))"),
+}
+
+
+def source_with(replacements, part="vae"):
+    """The reference of ``part`` (solution/PART.py) with some functions' regions replaced."""
+    with open(os.path.join(ROOT, "solution", f"{part}.py")) as f:
         source = f.read()
     regions = solution_regions(source)
     for function, code in replacements.items():
-        region = regions[FUNCTIONS.index(function)]
+        region = regions[PARTS[part].index(function)]
         source = source.replace(region, textwrap.indent(code.strip("\n"), "    ") + "\n", 1)
     return source
 

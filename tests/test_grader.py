@@ -9,16 +9,19 @@ import sys
 import pytest
 
 from conftest import REPO
-from grader.checks import FUNCTIONS
+from grader.checks import FUNCTIONS, PARTS
 from grader.grade import evaluate, load_config, public_json, text_report
-from grader.paths import SOLUTION
-from submissions import ALTERNATIVES, BUGS, source_with, stub_source, stub_with, write
+from grader.paths import ROOT, SOLUTION
+from submissions import ALTERNATIVES, BUGS, FLOW_ALTERNATIVES, FLOW_BUGS, source_with, stub_source, stub_with, write
 
 POINTS = load_config()["points"]
+ALL_BUGS = {**{("vae", k): v for k, v in BUGS.items()}, **{("flows", k): v for k, v in FLOW_BUGS.items()}}
+ALL_ALTERNATIVES = {**{("vae", k): v for k, v in ALTERNATIVES.items()},
+                    **{("flows", k): v for k, v in FLOW_ALTERNATIVES.items()}}
 
 
 def scores(result):
-    return {f: result["functions"][f]["score"] for f in FUNCTIONS}
+    return {f: result["functions"][f]["score"] for f in result["functions"]}
 
 
 def failures(result, function):
@@ -35,6 +38,26 @@ def test_reference_earns_full_marks(reference_result):
     assert all(t["status"] == "passed" for t in reference_result["tests"]), text_report(reference_result)
 
 
+def test_reference_flows_earns_the_optional_parts_points():
+    result = evaluate(os.path.join(ROOT, "solution", "flows.py"), include_hidden=True)
+    assert result["part"] == "flows" and set(result["functions"]) == set(PARTS["flows"])
+    assert result["score"] == result["max_score"] == sum(POINTS[f] for f in PARTS["flows"])
+    assert all(t["status"] == "passed" for t in result["tests"]), text_report(result)
+    assert any(t["hidden"] for t in result["tests"])
+
+
+def test_flow_stubs_earn_zero_each_reported_not_implemented():
+    result = evaluate(os.path.join(ROOT, "assignment", "flows.py"), include_hidden=True)
+    assert result["score"] == 0 and text_report(result).count("is not implemented yet") == 3
+
+
+def test_flows_is_graded_beside_the_assignments_vae_not_the_students(tmp_path):
+    """A broken vae.py next to flows.py costs nothing there: flows.py imports the assignment's own."""
+    write(tmp_path, "vae.py", "def broken(:\n")
+    result = evaluate(write(tmp_path, "flows.py", source_with({}, "flows")), include_hidden=True)
+    assert result["score"] == result["max_score"] > 0, text_report(result)
+
+
 def test_stubs_earn_zero_each_reported_not_implemented(tmp_path):
     result = evaluate(write(tmp_path, "stub.py", stub_source()), include_hidden=True)
     assert result["score"] == 0
@@ -45,35 +68,35 @@ def test_stubs_earn_zero_each_reported_not_implemented(tmp_path):
     assert report.count("is not implemented yet") == 5  # once per function, not once per check
 
 
-@pytest.mark.parametrize("bug", sorted(BUGS))
-def test_each_mistake_loses_marks_on_its_own_function_only(bug, tmp_path):
-    function, code, hint = BUGS[bug]
-    result = evaluate(write(tmp_path, "vae.py", source_with({function: code})), include_hidden=True)
+@pytest.mark.parametrize("part, bug", sorted(ALL_BUGS), ids=[bug for _, bug in sorted(ALL_BUGS)])
+def test_each_mistake_loses_marks_on_its_own_function_only(part, bug, tmp_path):
+    function, code, hint = ALL_BUGS[part, bug]
+    result = evaluate(write(tmp_path, f"{part}.py", source_with({function: code}, part)), include_hidden=True)
     got = scores(result)
     assert got[function] < POINTS[function], f"{bug} was not caught:\n{text_report(result)}"
-    for other in FUNCTIONS:
+    for other in PARTS[part]:
         if other != function:
             assert got[other] == POINTS[other], f"{bug} cost points on {other}: {failures(result, other)}"
     assert hint in failures(result, function), f"{bug}: hint {hint!r} not in: {failures(result, function)}"
 
 
-HINTED = sorted(bug for bug, (_, _, hint) in BUGS.items() if hint)
+HINTED = sorted(key for key, (_, _, hint) in ALL_BUGS.items() if hint)
 
 
-@pytest.mark.parametrize("bug", HINTED)
-def test_students_self_check_names_each_mistake_from_the_stored_values(bug, tmp_path):
+@pytest.mark.parametrize("part, bug", HINTED, ids=[bug for _, bug in HINTED])
+def test_students_self_check_names_each_mistake_from_the_stored_values(part, bug, tmp_path):
     """On a student's machine the expected values come from fixtures/public.npz, not the reference."""
-    function, code, hint = BUGS[bug]
-    result = evaluate(write(tmp_path, "vae.py", source_with({function: code})), use_reference=False)
+    function, code, hint = ALL_BUGS[part, bug]
+    result = evaluate(write(tmp_path, f"{part}.py", source_with({function: code}, part)), use_reference=False)
     assert hint in failures(result, function), f"{bug}: hint {hint!r} not in: {failures(result, function)}"
 
 
-@pytest.mark.parametrize("alternative", sorted(ALTERNATIVES))
-def test_correct_alternatives_earn_full_marks(alternative, tmp_path):
-    function, code = ALTERNATIVES[alternative]
-    result = evaluate(write(tmp_path, "vae.py", source_with({function: code})), include_hidden=True)
+@pytest.mark.parametrize("part, alternative", sorted(ALL_ALTERNATIVES), ids=[a for _, a in sorted(ALL_ALTERNATIVES)])
+def test_correct_alternatives_earn_full_marks(part, alternative, tmp_path):
+    function, code = ALL_ALTERNATIVES[part, alternative]
+    result = evaluate(write(tmp_path, f"{part}.py", source_with({function: code}, part)), include_hidden=True)
     assert scores(result)[function] == POINTS[function], failures(result, function)
-    assert result["score"] == 100
+    assert result["score"] == result["max_score"]
 
 
 def test_naive_bernoulli_gets_stability_advice_without_losing_points(tmp_path):
@@ -238,6 +261,13 @@ def test_sandbox_hides_the_reference_and_the_network(tmp_path):
     assert "OSError" in failures(result, "compute_KL") or "Error" in failures(result, "compute_KL")
 
 
+@needs_sandbox
+def test_flows_graded_in_the_sandbox(tmp_path):
+    result = evaluate(write(tmp_path, "flows.py", source_with({}, "flows")), include_hidden=True, sandbox=True,
+                      hidden_paths=[str(tmp_path)])
+    assert result["score"] == result["max_score"] == 30, text_report(result)
+
+
 # ------------------------------------------------------------------ interfaces
 def run_grader(*args, cwd=REPO):
     return subprocess.run([sys.executable, "-m", "grader", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
@@ -259,6 +289,35 @@ def test_check_text_names_the_mistake():
     result = run_grader("check", os.path.join(REPO, "assignment", "vae.py"))
     assert result.returncode == 0 and "Total: 0 / 100" in result.stdout
     assert "sample_latent_variables_from_posterior is not implemented yet" in result.stdout
+
+
+def test_check_grades_flows_by_its_name_or_by_part(tmp_path):
+    by_name = json.loads(run_grader("check", write(tmp_path, "flows.py", source_with({}, "flows")), "--json").stdout)
+    renamed = write(tmp_path, "mine.py", source_with({PARTS["flows"][1]: FLOW_BUGS["planar_no_log"][1]}, "flows"))
+    by_part = json.loads(run_grader("check", renamed, "--part", "flows", "--json").stdout)
+    flow_points = sum(POINTS[f] for f in PARTS["flows"])
+    assert by_name["score"] == by_name["max_score"] == by_part["max_score"] == flow_points
+    assert by_part["score"] == flow_points - POINTS["planar_flow"]
+    assert {t["function"] for t in by_part["tests"]} == set(PARTS["flows"])
+    assert any("not the determinant" in t["output"] for t in by_part["tests"])
+
+
+def test_batch_grades_flows_beside_vae_and_keeps_it_out_of_the_total(tmp_path):
+    folder, out = tmp_path / "submissions", tmp_path / "out"
+    for student, flows in (("ada", {}), ("bea", {"flow_lower_bound": FLOW_BUGS["bound_sum"][1]}), ("cy", None)):
+        (folder / student).mkdir(parents=True)
+        write(folder / student, "vae.py", source_with({}))
+        if flows is not None:
+            write(folder / student, "flows.py", source_with(flows, "flows"))
+    result = run_grader("grade", str(folder), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert all(float(rows[s]["total"]) == 100 for s in rows)
+    assert float(rows["ada"]["flows_total"]) == 30 and rows["cy"]["flows_total"] == ""
+    assert float(rows["bea"]["flow_lower_bound"]) < POINTS["flow_lower_bound"] == float(rows["ada"]["flow_lower_bound"])
+    assert float(rows["bea"]["planar_flow"]) == POINTS["planar_flow"]
+    assert "summed over the batch" in (out / "bea.txt").read_text()
+    assert json.load(open(out / "ada.json"))["flows"]["score"] == 30
 
 
 def test_batch_grading_a_mixed_folder(tmp_path):
@@ -305,3 +364,13 @@ def test_pytest_interface_runs_the_same_checks(tmp_path):
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
     assert failed and all("compute_KL" in line for line in failed), result.stdout[-3000:]
     assert "log-variance" in result.stdout
+
+
+def test_pytest_interface_grades_flows_and_skips_the_other_parts_checks(tmp_path):
+    path = write(tmp_path, "flows.py", source_with({"constrain_u": FLOW_BUGS["constrain_norm"][1]}, "flows"))
+    result = subprocess.run([sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider", "-rfs",
+                             "--submission", path], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert failed and all("constrain_u" in line for line in failed), result.stdout[-3000:]
+    assert "not by |w|" in result.stdout and "a check of vae.py" in result.stdout

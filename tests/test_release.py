@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from grader.paths import ASSIGNMENT, GENERATED, SOLUTION
+from grader.paths import ASSIGNMENT, GENERATED, ROOT, SOLUTION
 from grader.release import ReleaseError, assignment_source, solution_regions, strip_solutions
 
 
@@ -129,6 +129,15 @@ def test_bundle_self_check_judges_without_the_reference(bundle, tmp_path):
     hidden = subprocess.run([sys.executable, "-m", "grader", "check", str(reference_copy), "--all"], cwd=folder,
                             capture_output=True, text=True, timeout=120)
     assert hidden.returncode == 2 and "students do not receive" in hidden.stderr
+
+
+def test_bundle_self_check_grades_flows_beside_the_pristine_vae(bundle, tmp_path):
+    folder, _ = bundle
+    run = lambda path: subprocess.run([sys.executable, "-m", "grader", "check", str(path)], cwd=folder,
+                                      capture_output=True, text=True, timeout=120).stdout
+    assert "Total: 0 / 30" in run("flows.py") and run("flows.py").count("is not implemented yet") == 3
+    (tmp_path / "flows.py").write_text(open(os.path.join(ROOT, "solution", "flows.py")).read())
+    assert "Total: 30 / 30" in run(tmp_path / "flows.py")
 
 
 def test_stored_expected_values_match_the_reference():
