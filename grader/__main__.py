@@ -23,7 +23,7 @@ def cmd_release(args):
         if names:
             print(f"stale: {', '.join(names)}: run python -m grader release", file=sys.stderr)
             return 1
-        print("the released files match solution/vae.py")
+        print("the released files match solution/vae.py and solution/flows.py")
         return 0
     print(f"wrote {', '.join(names)}" if names else "the assignment files and the fixtures are up to date")
     folder, archive = release_module.build_bundle(args.bundle_dir)
@@ -97,7 +97,7 @@ def cmd_gradescope_run(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("release", help="generate assignment/vae.py from solution/vae.py")
+    p = commands.add_parser("release", help="generate assignment/vae.py and flows.py from solution/, and the student bundle")
     p.add_argument("--check", action="store_true", help="only report whether the files are stale")
     p.add_argument("--bundle-dir", default=os.path.join(ROOT, "build"),
                    help="where to write the student bundle, a folder and a zip (default: build/)")

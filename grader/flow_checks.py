@@ -27,13 +27,14 @@ def planar_inputs(rs, batch, latent, w_dot_u):
     return [rs.randn(batch, latent), u, w, 0.5 * rs.randn(1)]
 
 
-MAKE = {CONSTRAIN: lambda rs, latent, w_dot_u: list(u_and_w(rs, latent, w_dot_u)),
-        PLANAR: lambda rs, batch, latent, w_dot_u: planar_inputs(rs, batch, latent, w_dot_u)}
+# the arguments of each function for one case: (L, w . u) for constrain_u, (batch, L, w . u) for planar_flow
+MAKE = {CONSTRAIN: lambda rs, latent, w_dot_u: list(u_and_w(rs, latent, w_dot_u)), PLANAR: planar_inputs}
 OUTPUTS = {CONSTRAIN: 1, PLANAR: 2}  # how many arrays the function returns
 REPLACE = {CONSTRAIN: [], PLANAR: [CONSTRAIN]}  # helpers the grader's stand-ins replace during the call
 
 
 def output_shapes(function, arrays):
+    """The shapes of what ``function`` returns for these arguments: u_hat (L,); z_new (batch, L), log_det (batch,)."""
     if function == CONSTRAIN:
         return [arrays[0].shape]
     return [arrays[0].shape, arrays[0].shape[:1]]
