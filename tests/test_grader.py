@@ -133,23 +133,26 @@ def test_missing_function_and_wrong_signature_cost_only_that_function(tmp_path):
     assert got["bernoulli_log_prob"] == 20 and got["sample_latent_variables_from_posterior"] == 20
 
 
-def test_hard_coded_public_answers_fail_hidden_checks(tmp_path):
+@pytest.mark.parametrize("part, function, family, argument, otherwise", [
+    ("vae", "compute_KL", "kl_values", "q_means_and_log_stds", "np.zeros(len(q_means_and_log_stds))"),
+    ("flows", "constrain_u", "constrain_values", "u", "u")])
+def test_hard_coded_public_answers_fail_hidden_checks(part, function, family, argument, otherwise, tmp_path):
     """An answer that only reproduces the public inputs' expected values loses the hidden checks."""
     from grader.checks import public_checks
     from grader.expected import expected_values
     table = {}
-    for check in public_checks():
-        if check.function == "compute_KL" and check.family == "kl_values":
+    for check in public_checks(part):
+        if check.function == function and check.family == family:
             for i, _ in enumerate(check.params["cases"]):
                 x = check.inputs[f"{check.key}/a{i}_0"]
                 table[x.tobytes().hex()[:64]] = expected_values(check)[f"case{i}"].tolist()
     code = (f"import numpy\ntable = {table!r}\n"
-            "key = numpy.asarray(q_means_and_log_stds).tobytes().hex()[:64]\n"
-            "return np.array(table[key]) if key in table else np.zeros(len(q_means_and_log_stds))")
-    result = evaluate(write(tmp_path, "vae.py", source_with({"compute_KL": code})), include_hidden=True)
-    hidden = [t for t in result["tests"] if t["function"] == "compute_KL" and t["hidden"]]
+            f"key = numpy.asarray({argument}).tobytes().hex()[:64]\n"
+            f"return np.array(table[key]) if key in table else {otherwise}")
+    result = evaluate(write(tmp_path, f"{part}.py", source_with({function: code}, part)), include_hidden=True)
+    hidden = [t for t in result["tests"] if t["function"] == function and t["hidden"]]
     assert hidden and all(t["status"] == "failed" for t in hidden)
-    assert scores(result)["compute_KL"] < 20
+    assert scores(result)[function] < POINTS[function]
 
 
 # ------------------------------------------------------------------ hostile submissions
