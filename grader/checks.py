@@ -7,6 +7,8 @@ precomputed at release when it is not (a student's machine). Known mistakes are 
 comparing the answer with precomputed "variants", the values that mistake produces.
 Nothing in this file computes any of the five functions.
 """
+import os
+
 import numpy as np
 
 from .stand_ins import FLOW_BOUND_HELPERS, VAE_BOUND_HELPERS, flow_stand_in, provided_network
@@ -365,7 +367,8 @@ def build_lower_bound(check, rs, batch, latent, width, flows=None):
     inputs[f"{k}/l0"] = provided_network(net(nets["gen"]), z_decoded)
     chosen = {c: f"{k}/{c}" for c in ("z", "B", "dB", "K", "dK", "e0", "l0")}
     call = {"function": check.function, "kind": "lower_bound", "chosen": chosen,
-            "helpers": list(VAE_BOUND_HELPERS if flows is None else FLOW_BOUND_HELPERS), "args": args + [{"array": f"{k}/data"}]}
+            "helpers": list(VAE_BOUND_HELPERS if flows is None else FLOW_BOUND_HELPERS),
+            "args": args + [{"array": f"{k}/data"}]}
     calls = [dict(call, id=check.call_id("main"))]
     if check.family.endswith("_gradient"):  # finite differences along one direction in parameter space
         names = [name for group in nets.values() for name in group]
@@ -578,5 +581,4 @@ PARTS = {"vae": FUNCTIONS, "flows": FLOW_FUNCTIONS}  # the graded file of each p
 
 def part_of(path):
     """The part a submission belongs to, from its file name: flows.py (or *flows*.py) is flows."""
-    import os
     return "flows" if "flows" in os.path.basename(path) else "vae"
