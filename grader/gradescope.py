@@ -14,6 +14,7 @@ points add to the score), and writes /autograder/results/results.json from the g
 process. A missing or unimportable submission still yields a valid file, scored 0,
 saying why. ``--root`` (or AUTOGRADER_ROOT) stands in for /autograder in tests.
 """
+import functools
 import json
 import os
 import time
@@ -111,12 +112,11 @@ def run(root):
     if not sandbox:
         note = (note + "\n" if note else "") + "(graded without a sandbox: bubblewrap is not available here)"
     flows = os.path.join(root, "submission", "flows.py")
+    grade = functools.partial(evaluate, include_hidden=True, sandbox=sandbox, hidden_paths=[os.path.join(root, "source")])
     try:
-        result = evaluate(path or os.path.join(root, "submission", "vae.py"), include_hidden=True,
-                          sandbox=sandbox, hidden_paths=[os.path.join(root, "source")], part="vae")
+        result = grade(path or os.path.join(root, "submission", "vae.py"), part="vae")
         if os.path.isfile(flows):  # the optional part: its tests and points are added
-            extra = evaluate(flows, include_hidden=True, sandbox=sandbox, hidden_paths=[os.path.join(root, "source")],
-                             part="flows")
+            extra = grade(flows, part="flows")
             result = dict(result, score=result["score"] + extra["score"], tests=result["tests"] + extra["tests"],
                           warnings=result["warnings"] + [f"flows.py: {w}" for w in extra["warnings"]])
     except Exception as e:  # the grader failed: still a valid results.json, scored 0
