@@ -128,8 +128,14 @@ def build_notebook(solution_path=SOLUTION, config=None):
 
 
 NBGRADER_CONFIG = '''# nbgrader configuration for the VAE assignment, written by `python -m grader nbgrader-course`.
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+
 c = get_config()
 c.CourseDirectory.course_id = "vae-course"
+# Feedback is rendered from the autograded notebook, where nbgrader has put the hidden tests
+# back; clear them again so that the students' feedback never carries the hidden checks.
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 # Each test cell runs the kit's checks in well under nbgrader's default 30 s per cell;
 # a little headroom for slow machines:
 c.Execute.timeout = 120

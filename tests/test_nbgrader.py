@@ -88,7 +88,17 @@ def test_full_nbgrader_workflow_matches_the_grader(course, tmp_path):
 
     run("nbgrader", "autograde", "vae", cwd=course)
     run("nbgrader", "generate_feedback", "vae", cwd=course)
-    assert os.path.exists(os.path.join(course, "feedback", "bob", "vae", "vae.html"))
+    source = nbformat.read(os.path.join(course, "source", "vae", "vae.ipynb"), as_version=4)
+    blobs = [line.split('"')[1] for cell in source.cells for line in cell.source.splitlines()
+             if line.startswith('hidden = "')]
+    assert len(blobs) == len(FUNCTIONS)
+    for student in STUDENTS:
+        with open(os.path.join(course, "feedback", student, "vae", "vae.html")) as f:
+            feedback = f.read()
+        assert "check_function" in feedback  # the test cells are there, their hidden part is not
+        assert "HIDDEN TESTS" not in feedback
+        for blob in blobs:  # the hidden checks' inputs (seeds) and expected values, in any piece
+            assert blob[:48] not in feedback and blob[len(blob) // 2:len(blob) // 2 + 48] not in feedback
     run("nbgrader", "export", cwd=course)
     with open(os.path.join(course, "grades.csv")) as f:
         exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
