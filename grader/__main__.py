@@ -31,23 +31,33 @@ def cmd_release(args):
     return 0
 
 
-def sandbox_or_limits(wanted):
-    """--sandbox where bubblewrap works; otherwise say so once and keep the process limits."""
-    if not wanted:
-        return False
-    from .runner import sandbox_available
-    ok, why = sandbox_available()
-    if not ok:
-        print(f"grader: no sandbox ({why}); running with process limits only", file=sys.stderr)
-    return ok
+def isolation_for(args, default):
+    """The isolation of this run, chosen once: ``default`` ("auto" or "none"), --sandbox asks for it,
+    --no-sandbox opts out. Says on stderr what the submissions can reach; None (after saying why)
+    when isolation was wanted and cannot be had."""
+    from .isolation import IsolationError, choose
+    wanted = "none" if args.no_sandbox else "auto" if getattr(args, "sandbox", False) else default
+    try:
+        isolation = choose(wanted)
+    except IsolationError as e:
+        print(f"grader: {e}", file=sys.stderr)
+        return None
+    if wanted != "none":
+        print(f"grader: isolation: {isolation.description}", file=sys.stderr)
+    elif args.no_sandbox:
+        print(f"grader: no isolation (--no-sandbox): {isolation.description}", file=sys.stderr)
+    return isolation
 
 
 def cmd_check(args):
     from .grade import GraderError, evaluate, public_json, text_report
-    args.sandbox = sandbox_or_limits(args.sandbox)
+    from .isolation import IsolationError
+    isolation = isolation_for(args, "auto" if args.all else "none")
+    if isolation is None:
+        return 2
     try:
-        result = evaluate(args.file, include_hidden=args.all, sandbox=args.sandbox, part=args.part)
-    except GraderError as e:
+        result = evaluate(args.file, include_hidden=args.all, isolation=isolation, part=args.part)
+    except (GraderError, IsolationError) as e:
         print(f"grader: {e}", file=sys.stderr)
         return 2
     if args.json:
@@ -62,9 +72,20 @@ def cmd_grade(args):
     if not os.path.isdir(args.directory):
         print(f"grader: {args.directory} is not a folder", file=sys.stderr)
         return 2
-    args.sandbox = sandbox_or_limits(args.sandbox)
-    rows = grade_folder(args.directory, args.out, jobs=args.jobs, force=args.force, sandbox=args.sandbox)
-    print(f"graded {len(rows)} submissions: {os.path.join(args.out, 'grades.csv')}")
+    isolation = isolation_for(args, "auto")
+    if isolation is None:
+        return 2
+    rows = grade_folder(args.directory, args.out, jobs=args.jobs, force=args.force, isolation=isolation)
+    print(f"graded {len(rows) - rows.skipped} submissions: {os.path.join(args.out, 'grades.csv')}")
+    if rows.skipped:
+        print(f"skipped {rows.skipped} already graded in {args.out} (their rows are in grades.csv; "
+              f"--force grades them again)")
+    if rows.failed:
+        for student, reason in sorted(rows.failed.items()):
+            print(f"grader: could not grade {student}: {reason}", file=sys.stderr)
+        print(f"grader: {len(rows.failed)} submissions were not graded (nothing was recorded for them; "
+              f"run the same command again once the cause is fixed)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -89,7 +110,12 @@ def cmd_gradescope_bundle(args):
 
 def cmd_gradescope_run(args):
     from .gradescope import run
-    data = run(args.root)
+    from .isolation import IsolationError
+    try:
+        data = run(args.root)
+    except IsolationError as e:  # no results.json: Gradescope shows the autograder failed, not a 0
+        print(f"grader: {e}", file=sys.stderr)
+        return 2
     print(f"score {data['score']}: {os.path.join(args.root, 'results', 'results.json')}")
     return 0
 
@@ -107,8 +133,11 @@ def main(argv=None):
     p.add_argument("--part", choices=["vae", "flows"], default=None,
                    help="which part the file answers (default: flows when its name contains 'flows', else vae)")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
-    p.add_argument("--all", action="store_true", help="add the hidden checks (needs the reference)")
-    p.add_argument("--sandbox", action="store_true", help="run the submission in a bubblewrap sandbox")
+    p.add_argument("--all", action="store_true", help="add the hidden checks (needs the reference); the "
+                                                      "submission then runs isolated, as in grade")
+    p.add_argument("--sandbox", action="store_true", help="isolate the submission even without --all")
+    p.add_argument("--no-sandbox", action="store_true", help="never isolate it: process limits only (unsafe "
+                                                             "for code you do not trust)")
     p.set_defaults(func=cmd_check)
     p = commands.add_parser("grade", help="grade a folder of submissions (instructors)")
     p.add_argument("directory", help="one .py per student, or one folder per student holding vae.py "
@@ -116,7 +145,8 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="folder for grades.csv and per-student results")
     p.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
     p.add_argument("--force", action="store_true", help="grade again students already graded")
-    p.add_argument("--sandbox", action="store_true", help="run each submission in a bubblewrap sandbox")
+    p.add_argument("--no-sandbox", action="store_true", help="do not isolate the submissions (process limits only; "
+                                                             "they can then read and change what you can)")
     p.set_defaults(func=cmd_grade)
     p = commands.add_parser("nbgrader-course", help="write an nbgrader course directory (instructors)")
     p.add_argument("directory", help="the course directory to write (nbgrader_config.py, source/vae/)")

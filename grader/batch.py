@@ -14,7 +14,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from .checks import FUNCTIONS, PARTS
-from .grade import evaluate, load_config, public_json, text_report
+from .grade import evaluate, public_json, text_report
 
 
 def find_submissions(directory):
@@ -33,23 +33,20 @@ def find_submissions(directory):
     return found
 
 
-def grade_part(path, part, sandbox, hidden_paths):
-    """(record for NAME.json, feedback text); a failure of the grader itself is recorded, never raised."""
-    try:
-        result = evaluate(path, include_hidden=True, sandbox=sandbox, hidden_paths=hidden_paths, part=part)
-    except Exception as e:
-        message = f"grading failed: {type(e).__name__}: {e}"
-        points = load_config()["points"]
-        return {"score": 0.0, "max_score": float(sum(points[f] for f in PARTS[part])), "tests": [],
-                "warnings": [message]}, message
+def grade_part(path, part, isolation, hidden_paths):
+    """(record for NAME.json, feedback text). A failure of the grader itself (isolation that did
+    not start, stale fixtures) raises: it is never recorded as the student's score."""
+    result = evaluate(path, include_hidden=True, isolation=isolation, hidden_paths=hidden_paths, part=part)
     return public_json(result), text_report(result, hidden_note=False)
 
 
-def grade_one(student, paths, out, sandbox, hidden_paths):
-    record, feedback = grade_part(paths["vae"], "vae", sandbox, hidden_paths)
+def grade_one(student, paths, out, isolation, hidden_paths):
+    """Grade one student and only then write NAME.json and NAME.txt: by the time they are
+    written, every process of the submission is gone, and OUT was hidden from them."""
+    record, feedback = grade_part(paths["vae"], "vae", isolation, hidden_paths)
     record["student"] = student
     if "flows" in paths:
-        record["flows"], flows_feedback = grade_part(paths["flows"], "flows", sandbox, hidden_paths)
+        record["flows"], flows_feedback = grade_part(paths["flows"], "flows", isolation, hidden_paths)
         feedback += "\n\nThe optional part, flows.py\n" + flows_feedback
     _write(os.path.join(out, f"{student}.json"), json.dumps(record, indent=1))
     _write(os.path.join(out, f"{student}.txt"), feedback + "\n")
@@ -62,24 +59,39 @@ def _write(path, text):
     os.replace(path + ".part", path)
 
 
-def grade_folder(directory, out, jobs=2, force=False, sandbox=False, progress=True):
-    """Grade every submission in ``directory``; returns the rows of grades.csv."""
+class BatchResult(list):
+    """The rows of grades.csv, with the students skipped as already graded and those the grader
+    itself failed on ({student: reason}: not written, so a rerun grades them)."""
+    skipped, failed = 0, None
+
+
+def grade_folder(directory, out, jobs=2, force=False, isolation="none", progress=True):
+    """Grade every submission in ``directory``; returns the rows of grades.csv (a BatchResult)."""
     from tqdm import tqdm
 
+    from .isolation import choose
+    isolation = choose(isolation) if isinstance(isolation, str) else isolation
     os.makedirs(out, exist_ok=True)
     submissions = find_submissions(directory)
     todo = {s: p for s, p in submissions.items()
             if force or not os.path.exists(os.path.join(out, f"{s}.json"))}
     hidden_paths = [os.path.abspath(directory), os.path.abspath(out)]
+    failed = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each job is a child process
-        futures = [pool.submit(grade_one, s, p, out, sandbox, hidden_paths) for s, p in todo.items()]
+        futures = {pool.submit(grade_one, s, p, out, isolation, hidden_paths): s for s, p in todo.items()}
         with tqdm(total=len(futures), desc="grading", unit="student", file=sys.stderr,
                   disable=not progress) as bar:
             for future in as_completed(futures):
-                future.result()
+                try:
+                    future.result()
+                except Exception as e:  # the grader's own failure: reported, never a student's 0
+                    failed[futures[future]] = f"{type(e).__name__}: {e}"
                 bar.update(1)
-    rows = []
+    rows = BatchResult()
+    rows.skipped, rows.failed = len(submissions) - len(todo), failed
     for student in submissions:
+        if student in failed:
+            continue
         with open(os.path.join(out, f"{student}.json")) as f:
             record = json.load(f)
         row = {"student": student, **_points(record, FUNCTIONS)}

@@ -1,11 +1,14 @@
 """The only code that runs beside a student's file: import it, answer calls with numbers.
 
-Started by grader/runner.py as a fresh interpreter in a temporary folder holding the
-submission (as vae.py, or as flows.py beside the assignment's own vae.py, which it
-imports), the kit's data/ package, request.json and inputs.npz. For each
-call of the request it writes one frame to the result pipe: a length-prefixed .npz
-holding plain float64 arrays and a JSON header. It judges nothing: the parent compares
-the numbers with values it computes itself, and trusts nothing else this process does.
+Started by grader/runner.py as a fresh interpreter, from a control folder holding this
+file, stand_ins.py, request.json and inputs.npz, in a work folder holding the submission
+(as vae.py, or as flows.py beside the assignment's own vae.py, which it imports) and the
+kit's data/ package. It reads the request, imports what it needs and, when asked, becomes
+an unprivileged user for good, all before it reads a line of the student's code; then it
+says it started. For each call of the request it writes one frame to the result pipe: a
+length-prefixed .npz holding plain float64 arrays and a JSON header. It judges nothing:
+the parent compares the numbers with values it computes itself, and trusts nothing else
+this process does.
 """
 import ast
 import io
@@ -266,18 +269,43 @@ def send(stream, call_id, header, arrays):
     stream.flush()
 
 
+def drop_privileges(uid):
+    """Become user ``uid`` for good (real, effective and saved ids; no groups), and keep that
+    user's processes few. Raises OSError when the system refuses."""
+    import resource
+    try:
+        resource.setrlimit(resource.RLIMIT_NPROC, (64, 64))  # counts that user's processes and threads
+    except (ValueError, OSError):
+        pass
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (uid, uid, uid) or os.getgroups():
+        raise OSError(f"could not become user {uid}")
+
+
 def main():
-    workdir, result_fd, first_call = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    workdir, control, result_fd, first_call = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     results = os.fdopen(result_fd, "wb")
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the file-size limit, writes fail instead
-    os.chdir(workdir)
-    sys.path[:0] = [workdir]
+    # Everything this process needs from the grader is read before any student code exists.
     import numpy as np
-    with open("request.json") as f:
+    with open(os.path.join(control, "request.json")) as f:
         request = json.load(f)
-    with np.load("inputs.npz", allow_pickle=False) as saved:
+    with np.load(os.path.join(control, "inputs.npz"), allow_pickle=False) as saved:
         arrays = {k: saved[k] for k in saved.files}
+    sys.path.insert(0, control)
+    import stand_ins  # noqa: F401  (the control folder is closed once this process drops root)
+    sys.path[0] = workdir
+    os.chdir(workdir)
+    if request.get("drop_to") is not None:
+        try:
+            drop_privileges(request["drop_to"])
+        except OSError as e:
+            print(f"grader: could not switch to an unprivileged user: {e}", file=sys.stderr)
+            return
+    send(results, "__started__", {}, {})
     global GRADED_FILE
     name = request.get("module", "vae")
     GRADED_FILE = f"{name}.py"

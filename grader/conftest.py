@@ -5,4 +5,4 @@ def pytest_addoption(parser):
     group = parser.getgroup("vae grader")
     group.addoption("--submission", default=None, help="the vae.py (or flows.py) to grade")
     group.addoption("--public-only", action="store_true", help="skip the hidden checks")
-    group.addoption("--sandbox", action="store_true", help="run the submission in a bubblewrap sandbox")
+    group.addoption("--sandbox", action="store_true", help="isolate the submission as grade does (bubblewrap, or another user as root)")

@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from .checks import PARTS, Failed, part_of, public_checks
+from .isolation import choose as choose_isolation
 from .runner import Limits, run_submission
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -88,16 +89,21 @@ def _compute_expected(checks, use_reference):
     return expected
 
 
-def evaluate(path, include_hidden=False, sandbox=False, config=None, use_reference=None, hidden_paths=(), part=None):
-    """Grade the file at ``path`` as ``part`` ("vae" or "flows"; by default from the file name).
-    Returns the result dict (see check --json)."""
+def evaluate(path, include_hidden=False, isolation="none", config=None, use_reference=None, hidden_paths=(),
+             part=None):
+    """Grade the file at ``path`` as ``part`` ("vae" or "flows"; by default from the file name),
+    running it isolated as ``isolation`` says: "none" (process limits only), "auto", "bwrap",
+    "user", or an isolation.Isolation already chosen. Returns the result dict (see check --json);
+    raises IsolationError when the isolation asked for cannot be had."""
     config = config or load_config()
+    if isinstance(isolation, str):
+        isolation = choose_isolation(isolation)
     part = part or part_of(path)
     use_reference = reference_available() if use_reference is None else use_reference
     checks = checks_for(include_hidden, part)
     expected = expected_for(checks, use_reference)
     started = time.time()
-    result = {"submission": path, "part": part, "tests": [], "warnings": []}
+    result = {"submission": path, "part": part, "tests": [], "warnings": [], "isolation": isolation.mode}
     if not os.path.isfile(path):
         import_info, answers, log = {"status": "raised", "message": f"no file at {path}"}, {}, ""
     else:
@@ -106,7 +112,7 @@ def evaluate(path, include_hidden=False, sandbox=False, config=None, use_referen
             inputs.update(check.inputs)
             calls.extend(check.calls)
         import_info, answers, log = run_submission(path, calls, inputs, Limits(**config.get("limits", {})),
-                                                   sandbox=sandbox, hidden_paths=hidden_paths, module=part)
+                                                   isolation=isolation, hidden_paths=hidden_paths, module=part)
     if import_info.get("status") == "ok" and import_info.get("skipped"):
         lines = ", ".join(str(n) for n in import_info["skipped"][:8])
         result["warnings"].append(f"top-level code at line(s) {lines} of your file was not run: the grader runs only "

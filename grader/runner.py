@@ -1,16 +1,18 @@
 """Run a submission in a separate, limited process and collect the numbers it returns.
 
-The child is a fresh interpreter (python -I) in its own temporary folder, in its own
-session, with limits on CPU time, address space, file size and core dumps, a wall-clock
-deadline, and its output going to a capped file. At the end every process it started is
-killed: its process group, and any process that still carries this run's marker in its
-environment (a fork that called setsid). With ``sandbox=True`` and bubblewrap installed it
-also runs with no network, its own PID namespace, and the kit, the reference and the other
-submissions hidden.
+The child is a fresh interpreter (python -I) with the submission in its own temporary
+folder, in its own session, with limits on CPU time, address space, file size and core
+dumps, a wall-clock deadline, and its output going to a capped log it cannot reach. How
+far it is isolated beyond that is grader/isolation.py's choice: bubblewrap, a fresh
+unprivileged user, or process limits only. At the end every process it started is killed:
+its process group, every process of its user, and any process that still carries this
+run's marker in its environment.
 
 Nothing the child says is believed but the numbers in its result frames; a call it never
 answered (it hung, crashed or exited) is reported as such, and the child is restarted for
-the calls after it.
+the calls after it. A child that never reports it started (bubblewrap failed, the switch
+to another user failed) is the grader's failure, raised as IsolationError, never the
+student's.
 """
 import io
 import json
@@ -27,6 +29,8 @@ import uuid
 
 import numpy as np
 
+from .isolation import (Isolation, IsolationError, allocate_uid, give_to, kill_user, private_folders, release_uid,
+                        remove_files_of, sandbox_prefix)
 from .paths import ASSIGNMENT, ROOT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -55,30 +59,6 @@ def _limit_child(limits):
     return apply
 
 
-def sandbox_prefix(workdir, hidden_paths):
-    """bubblewrap: the whole file system read-only, the kit and the grading folders hidden,
-    a private /tmp holding only the work folder, no network, a PID namespace."""
-    bwrap = shutil.which("bwrap")
-    if not bwrap:
-        return None
-    prefix = [bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--ro-bind", "/", "/",
-              "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    for path in hidden_paths:
-        if os.path.isdir(path):
-            prefix += ["--tmpfs", path]
-    return prefix + ["--bind", workdir, workdir]
-
-
-def sandbox_available():
-    prefix = sandbox_prefix(tempfile.gettempdir(), [])
-    if prefix is None:
-        return False, "bubblewrap (bwrap) is not installed"
-    result = subprocess.run(prefix + ["true"], capture_output=True, text=True)
-    if result.returncode != 0:
-        return False, f"bubblewrap cannot create namespaces here ({result.stderr.strip()[:200]})"
-    return True, ""
-
-
 def companion_vae():
     """The assignment's own vae.py, which a graded flows.py imports: in the kit, assignment/vae.py;
     in the student bundle, the pristine copy release put in grader/fixtures/."""
@@ -88,105 +68,135 @@ def companion_vae():
     raise FileNotFoundError("the assignment's vae.py (assignment/vae.py) is missing: run python -m grader release")
 
 
-def prepare_workdir(submission_path, module="vae"):
+def prepare_folders(submission_path, module="vae"):
+    """(work folder, control folder).
+
+    The work folder holds what the student's code may touch: the submission (as vae.py or
+    flows.py), the assignment's vae.py beside a flows.py, and data/. The control folder holds
+    what the child runs and reads before any student code does: child.py, stand_ins.py, the
+    request and its inputs. A child that drops root can neither read nor change it, so a
+    restarted child never runs anything the student's code wrote."""
     workdir = tempfile.mkdtemp(prefix="vae-grade-")
+    control = tempfile.mkdtemp(prefix="vae-grade-control-")
     shutil.copyfile(submission_path, os.path.join(workdir, f"{module}.py"))
     if module != "vae":
         shutil.copyfile(companion_vae(), os.path.join(workdir, "vae.py"))
     for name in ("child.py", "stand_ins.py"):
-        shutil.copyfile(os.path.join(HERE, name), os.path.join(workdir, name))
+        shutil.copyfile(os.path.join(HERE, name), os.path.join(control, name))
     shutil.copytree(os.path.join(ROOT, "data"), os.path.join(workdir, "data"),
                     ignore=shutil.ignore_patterns("mnist", "__pycache__", "*.gz"))
-    return workdir
+    return workdir, control
 
 
-def run_submission(submission_path, calls, inputs, limits=None, sandbox=False, hidden_paths=(), module="vae"):
-    """Answer ``calls`` with the student's code, imported as ``module`` (vae or flows).
+def run_submission(submission_path, calls, inputs, limits=None, isolation=None, hidden_paths=(), module="vae"):
+    """Answer ``calls`` with the student's code, imported as ``module`` (vae or flows), isolated as
+    ``isolation`` (an isolation.Isolation) says: process limits only by default. ``hidden_paths``
+    (the submissions folder, the results folder) are hidden as the kit is.
     Returns (import_info, {call id: (header, arrays)}, log)."""
     limits = limits or Limits()
-    workdir = prepare_workdir(submission_path, module)
+    isolation = isolation or Isolation("none")
+    workdir, control = prepare_folders(submission_path, module)
+    uid = allocate_uid() if isolation.drops_privileges else None
     try:
-        with open(os.path.join(workdir, "request.json"), "w") as f:
-            json.dump({"calls": calls, "module": module}, f)
-        np.savez(os.path.join(workdir, "inputs.npz"), **inputs)
+        with open(os.path.join(control, "request.json"), "w") as f:
+            json.dump({"calls": calls, "module": module, "drop_to": uid}, f)
+        np.savez(os.path.join(control, "inputs.npz"), **inputs)
         prefix = None
-        if sandbox:
-            prefix = sandbox_prefix(workdir, [ROOT, *hidden_paths])
-        results, import_info, log, first = {}, None, "", 0
-        for _ in range(limits.restarts + 1):
-            frames, reason, log = _run_child(workdir, first, limits, prefix)
-            for header, arrays in frames:
-                if header.get("id") == "__import__":
-                    import_info = import_info or header
-                elif header.get("id") not in results:
-                    results[header["id"]] = (header, arrays)
-            if import_info is None:
-                import_info = {"status": "raised", "message": f"your file could not be imported: {reason}"}
-            if import_info.get("status") != "ok":
-                break
-            pending = [i for i, call in enumerate(calls) if call["id"] not in results]
-            if not pending:
-                break
-            lost = calls[pending[0]]  # the call during which the child stopped answering
-            results[lost["id"]] = ({"id": lost["id"], "status": "raised",
-                                    "message": f"{lost['function']} {reason}"}, {})
-            first = pending[0] + 1
-            if first >= len(calls):
-                break
-        for call in calls:  # out of restarts: whatever is left was never answered
-            results.setdefault(call["id"], ({"id": call["id"], "status": "raised",
-                                             "message": f"{call['function']} was not run: the process kept failing"}, {}))
-        return import_info, results, log
+        if isolation.mode == "bwrap":
+            prefix = sandbox_prefix(workdir, [ROOT, *hidden_paths], drop_privileges=uid is not None)
+            prefix[-5:-5] = ["--ro-bind", control, control]  # before "--bind workdir workdir --chdir workdir"
+        if uid is not None:
+            give_to(workdir, uid)
+        with private_folders([ROOT, *hidden_paths] if isolation.mode == "user" else []):
+            return _answer_calls(calls, workdir, control, limits, prefix, uid, isolation)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(control, ignore_errors=True)
+        if uid is not None:
+            remove_files_of(uid)
+            release_uid(uid)
 
 
-def _run_child(workdir, first_call, limits, sandbox_prefix_args):
+def _answer_calls(calls, workdir, control, limits, prefix, uid, isolation):
+    results, import_info, log, first = {}, None, "", 0
+    for _ in range(limits.restarts + 1):
+        frames, reason, log = _run_child(workdir, control, first, limits, prefix, uid)
+        if not frames or frames[0][0].get("id") != "__started__":
+            raise IsolationError(f"the submission's process did not start ({isolation.mode} isolation): "
+                                 + (log.strip()[-600:] or reason))
+        for header, arrays in frames[1:]:
+            if header.get("id") == "__import__":
+                import_info = import_info or header
+            elif header.get("id") not in results:
+                results[header["id"]] = (header, arrays)
+        if import_info is None:
+            import_info = {"status": "raised", "message": f"your file could not be imported: {reason}"}
+        if import_info.get("status") != "ok":
+            break
+        pending = [i for i, call in enumerate(calls) if call["id"] not in results]
+        if not pending:
+            break
+        lost = calls[pending[0]]  # the call during which the child stopped answering
+        results[lost["id"]] = ({"id": lost["id"], "status": "raised",
+                                "message": f"{lost['function']} {reason}"}, {})
+        first = pending[0] + 1
+        if first >= len(calls):
+            break
+    for call in calls:  # out of restarts: whatever is left was never answered
+        results.setdefault(call["id"], ({"id": call["id"], "status": "raised",
+                                         "message": f"{call['function']} was not run: the process kept failing"}, {}))
+    return import_info, results, log
+
+
+def _run_child(workdir, control, first_call, limits, sandbox_prefix_args, uid):
     read_end, write_end = os.pipe()
     marker = uuid.uuid4().hex
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": workdir, "LANG": "C.UTF-8",
            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", MARKER: marker}
-    command = [sys.executable, "-I", os.path.join(workdir, "child.py"), workdir, str(write_end), str(first_call)]
+           "MPLBACKEND": "Agg", "MPLCONFIGDIR": workdir, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
+           MARKER: marker}
+    command = [sys.executable, "-I", os.path.join(control, "child.py"), workdir, control, str(write_end),
+               str(first_call)]
     if sandbox_prefix_args:
         command = sandbox_prefix_args + command
-    log_path = os.path.join(workdir, "output.log")
-    with open(log_path, "wb") as log:
+    # The log is an unnamed file outside the work folder: the student's code cannot swap it for a link.
+    with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                    pass_fds=(write_end,), start_new_session=True, env=env,
                                    preexec_fn=_limit_child(limits))
-    os.close(write_end)
-    buffer, reason = bytearray(), None
-    deadline = time.monotonic() + limits.wall_seconds
-    exited_at = None
-    try:
-        while True:
-            now = time.monotonic()
-            if now > deadline:
-                reason = f"did not finish within {limits.wall_seconds} s (it was stopped)"
-                break
-            ready, _, _ = select.select([read_end], [], [], min(0.1, deadline - now))
-            if ready:
-                chunk = os.read(read_end, 1 << 20)
-                if not chunk:
-                    break  # every writer is gone
-                if len(buffer) + len(chunk) > limits.result_bytes:
-                    reason = "sent more data than any answer needs (it was stopped)"
+        os.close(write_end)
+        buffer, reason = bytearray(), None
+        deadline = time.monotonic() + limits.wall_seconds
+        exited_at = None
+        try:
+            while True:
+                now = time.monotonic()
+                if now > deadline:
+                    reason = f"did not finish within {limits.wall_seconds} s (it was stopped)"
                     break
-                buffer += chunk
-            elif process.poll() is not None:
-                # the child is gone; a process it forked may still hold the pipe open
-                exited_at = exited_at or now
-                if now - exited_at > 0.5:
-                    break
-    finally:
-        os.close(read_end)
-        _kill_everything(process, marker)
-    if reason is None:
-        code = process.returncode
-        reason = ("ended the process" + (f" (exit code {code})" if code and code > 0 else
-                                         f" (killed by signal {-code}: {_signal_name(-code)})" if code and code < 0 else ""))
-    return parse_frames(bytes(buffer)), reason, _tail(log_path)
+                ready, _, _ = select.select([read_end], [], [], min(0.1, deadline - now))
+                if ready:
+                    chunk = os.read(read_end, 1 << 20)
+                    if not chunk:
+                        break  # every writer is gone
+                    if len(buffer) + len(chunk) > limits.result_bytes:
+                        reason = "sent more data than any answer needs (it was stopped)"
+                        break
+                    buffer += chunk
+                elif process.poll() is not None:
+                    # the child is gone; a process it forked may still hold the pipe open
+                    exited_at = exited_at or now
+                    if now - exited_at > 0.5:
+                        break
+        finally:
+            os.close(read_end)
+            _kill_everything(process, marker, uid)
+        if reason is None:
+            code = process.returncode
+            reason = ("ended the process" + (f" (exit code {code})" if code and code > 0 else
+                                             f" (killed by signal {-code}: {_signal_name(-code)})" if code and code < 0
+                                             else ""))
+        return parse_frames(bytes(buffer)), reason, _tail(log)
 
 
 def _signal_name(number):
@@ -198,12 +208,16 @@ def _signal_name(number):
             "SIGSEGV": "crashed"}.get(name, name)
 
 
-def _kill_everything(process, marker):
+def _kill_everything(process, marker, uid=None):
+    """The child's process group, every process of its user when it ran as one of its own, and
+    any process that still carries this run's marker in its environment."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()
+    if uid is not None:
+        kill_user(uid)
     needle = f"{MARKER}={marker}".encode()
     for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if not pid.isdigit():
@@ -216,14 +230,10 @@ def _kill_everything(process, marker):
             pass
 
 
-def _tail(path, size=2000):
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - size))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+def _tail(log, size=2000):
+    log.seek(0, os.SEEK_END)
+    log.seek(max(0, log.tell() - size))
+    return log.read().decode("utf-8", "replace")
 
 
 def parse_frames(data):

@@ -30,7 +30,7 @@ def graded(request):
     if not path:
         pytest.skip("no submission given: pytest grader --submission FILE")
     hidden = reference_available() and not request.config.getoption("--public-only")
-    result = evaluate(path, include_hidden=hidden, sandbox=request.config.getoption("--sandbox"))
+    result = evaluate(path, include_hidden=hidden, isolation="auto" if request.config.getoption("--sandbox") else "none")
     return result["part"], {t["name"]: t for t in result["tests"]}
 
 

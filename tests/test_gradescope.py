@@ -1,14 +1,20 @@
-"""The Gradescope autograder zip, run as Gradescope would, in a folder standing in for /autograder."""
+"""The Gradescope autograder zip, installed and run as Gradescope does: unpacked into
+ROOT/source, run_autograder copied to ROOT/run_autograder and run from ROOT as root, with
+bubblewrap working and with it failing as in Gradescope's container."""
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import time
 import zipfile
 
 import pytest
 
-from conftest import REPO
+from attacks import attack_source
+from conftest import REPO, fake_bwrap_path, open_folder, public_python
+from grader import isolation
 from submissions import BUGS, FLOW_BUGS, source_with
 
 
@@ -33,21 +39,66 @@ def test_bundle_follows_gradescopes_layout(bundle):
         assert "nbgrader" not in z.read("requirements-grading.txt").decode()
 
 
-def run_autograder(bundle, tmp_path, *submission):
-    """Unpack as Gradescope does into ROOT/source, place the submitted (name, text) files, run run_autograder."""
-    root = tmp_path / "autograder"
-    source = root / "source"
+@pytest.fixture(scope="module")
+def pythons():
+    """{mode: (the folder to stand as ROOT/venv, PATH)}, made once: for bubblewrap, a venv under /tmp
+    (the sandbox once hid such a Python); for the user mode (bubblewrap failing as in a container),
+    a Python other users can run, as Gradescope's /autograder/venv is."""
+    made, folders = {}, []
+    if isolation.sandbox_available()[0]:
+        venv = open_folder("vae-gs-venv-")
+        folders.append(venv)
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv], check=True, timeout=300)
+        made["bwrap"] = (venv, os.environ["PATH"])
+    python = public_python() if os.geteuid() == 0 else None
+    if python:
+        prefix = subprocess.run([python, "-c", "import sys; print(sys.prefix != sys.base_prefix and sys.prefix)"],
+                                capture_output=True, text=True).stdout.strip()
+        if prefix == "False":
+            prefix = open_folder("vae-gs-venv-")
+            folders.append(prefix)
+            subprocess.run([python, "-m", "venv", "--system-site-packages", prefix], check=True, timeout=300)
+        bin_folder = open_folder("vae-gs-bin-")
+        folders.append(bin_folder)
+        made["user"] = (prefix, fake_bwrap_path(bin_folder))
+    yield made
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def install(bundle, venv):
+    """The zip installed as Gradescope installs it: ROOT/source, ROOT/run_autograder, ROOT/venv."""
+    root = open_folder("vae-autograder-")
     with zipfile.ZipFile(bundle) as z:
-        z.extractall(source)
-    (root / "submission").mkdir(parents=True)
-    for name, text in submission:
-        (root / "submission" / name).write_text(text)
-    env = dict(os.environ, AUTOGRADER_ROOT=str(root), VAE_GRADER_PYTHON=sys.executable)
-    result = subprocess.run(["bash", str(source / "run_autograder")], env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr
-    with open(root / "results" / "results.json") as f:
-        return json.load(f)
+        z.extractall(os.path.join(root, "source"))
+    for name in ("run_autograder", "setup.sh"):
+        shutil.copy(os.path.join(root, "source", name), os.path.join(root, name))
+        os.chmod(os.path.join(root, name), 0o755)
+    os.symlink(venv, os.path.join(root, "venv"))
+    os.makedirs(os.path.join(root, "submission"))
+    return root
+
+
+def run_autograder(bundle, pythons, *submission, mode="bwrap", wait=0.0):
+    """Install, place the submitted (name, text) files, run ROOT/run_autograder from ROOT as Gradescope
+    does (no AUTOGRADER_ROOT, no chosen Python), and read ROOT/results/results.json ``wait`` s later."""
+    if mode not in pythons:
+        pytest.skip(f"no {mode} isolation here (bubblewrap not working, or no Python other users can run)")
+    venv, path = pythons[mode]
+    root = install(bundle, venv)
+    try:
+        for name, text in submission:
+            with open(os.path.join(root, "submission", name), "w") as f:
+                f.write(text.replace("ROOT_OF_AUTOGRADER", root))
+        env = {k: v for k, v in os.environ.items() if k not in ("AUTOGRADER_ROOT", "VAE_GRADER_PYTHON", "PYTHONPATH")}
+        env["PATH"] = path
+        result = subprocess.run(["./run_autograder"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        time.sleep(wait)
+        with open(os.path.join(root, "results", "results.json")) as f:
+            return json.load(f), result.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def check_format(data, total=100):
@@ -59,42 +110,57 @@ def check_format(data, total=100):
     assert sum(t["max_score"] for t in data["tests"]) == pytest.approx(total)
 
 
-def test_reference_scores_full_marks(bundle, tmp_path):
-    data = run_autograder(bundle, tmp_path, ("vae.py", source_with({})))
+def test_reference_scores_full_marks(bundle, pythons):
+    data, _ = run_autograder(bundle, pythons, ("vae.py", source_with({})))
     check_format(data)
     assert data["score"] == 100 and any("hidden" in t["name"] for t in data["tests"])
 
 
-def test_buggy_submission_loses_its_functions_points(bundle, tmp_path):
-    data = run_autograder(bundle, tmp_path, ("vae.py", source_with({"compute_KL": BUGS["kl_logvar"][1]})))
+def test_buggy_submission_loses_its_functions_points(bundle, pythons):
+    data, _ = run_autograder(bundle, pythons, ("vae.py", source_with({"compute_KL": BUGS["kl_logvar"][1]})))
     check_format(data)
     lost = {t["name"].split(":")[0] for t in data["tests"] if t["status"] == "failed"}
     assert lost == {"compute_KL"} and data["score"] == 80
     assert any("log-variance" in t["output"] for t in data["tests"])
 
 
-def test_flows_beside_vae_adds_the_optional_parts_tests_and_points(bundle, tmp_path):
+def test_flows_beside_vae_adds_the_optional_parts_tests_and_points(bundle, pythons):
     flows = source_with({"planar_flow": FLOW_BUGS["planar_u_in_log_det"][1]}, "flows")
-    data = run_autograder(bundle, tmp_path, ("vae.py", source_with({})), ("flows.py", flows))
+    data, _ = run_autograder(bundle, pythons, ("vae.py", source_with({})), ("flows.py", flows))
     check_format(data, total=130)
     failed = {t["name"].split(":")[0] for t in data["tests"] if t["status"] == "failed"}
     assert failed == {"planar_flow"} and data["score"] == pytest.approx(120)
 
 
-def test_flows_alone_is_not_graded_as_vae(bundle, tmp_path):
-    data = run_autograder(bundle, tmp_path, ("flows.py", source_with({}, "flows")))
+def test_flows_alone_is_not_graded_as_vae(bundle, pythons):
+    data, _ = run_autograder(bundle, pythons, ("flows.py", source_with({}, "flows")))
     check_format(data, total=130)
     assert "upload your vae.py" in data["output"] and data["score"] == 30
 
 
-def test_missing_submission_still_writes_a_valid_zero(bundle, tmp_path):
-    data = run_autograder(bundle, tmp_path)
+def test_missing_submission_still_writes_a_valid_zero(bundle, pythons):
+    data, _ = run_autograder(bundle, pythons)
     check_format(data)
     assert data["score"] == 0 and "upload your vae.py" in data["output"]
 
 
-def test_unimportable_submission_scores_zero_with_the_reason(bundle, tmp_path):
-    data = run_autograder(bundle, tmp_path, ("my_vae.py", "def f(:\n"))
+def test_unimportable_submission_scores_zero_with_the_reason(bundle, pythons):
+    data, _ = run_autograder(bundle, pythons, ("my_vae.py", "def f(:\n"))
     check_format(data)
     assert data["score"] == 0 and "SyntaxError" in data["tests"][0]["output"]
     assert "graded my_vae.py" in data["output"]
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "user"])
+def test_reference_and_attackers_in_both_modes(bundle, pythons, mode):
+    data, stderr = run_autograder(bundle, pythons, ("vae.py", source_with({})), mode=mode)
+    assert data["score"] == 100
+    stolen, _ = run_autograder(bundle, pythons, ("vae.py", attack_source("steal_reference")), mode=mode)
+    assert stolen["score"] == 0 and all("no kit found" in t["output"] for t in stolen["tests"])
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "user"])
+def test_a_process_left_behind_cannot_rewrite_results_json(bundle, pythons, mode):
+    forged, _ = run_autograder(bundle, pythons, ("vae.py", attack_source("forge_results", kit_hint="ROOT_OF_AUTOGRADER")),
+                               mode=mode, wait=1.5)
+    assert forged["score"] == 0 and forged.get("output") != "forged" and forged["tests"]

@@ -1,0 +1,168 @@
+"""Untrusted code stays untrusted by default: the real attack kinds, written inside the graded
+functions, graded with the default flags of `grade` and `check --all`, with bubblewrap working
+and with a bubblewrap that fails as it does in a container (then, as root, a fresh
+unprivileged user isolates the code). The kit is copied to a folder every user may read and
+the class folder is one too, as they are in the field."""
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from attacks import ATTACKS, LINGER_SECONDS, attack_source
+from conftest import REPO, fake_bwrap_path, open_folder, processes_with, public_python, tree_digest
+from grader import isolation
+from grader.grade import evaluate
+from grader.paths import SOLUTION
+from submissions import source_with
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+MODES = ["bwrap", "user"]
+
+
+@pytest.fixture(scope="module")
+def kit():
+    """The kit as an instructor keeps it: readable by every user, the reference included."""
+    folder = open_folder("vae-kit-")
+    for name in ("grader", "solution", "assignment", "data"):
+        shutil.copytree(os.path.join(REPO, name), os.path.join(folder, name),
+                        ignore=shutil.ignore_patterns("__pycache__", "mnist", "*.gz"))
+    shutil.copy(os.path.join(REPO, "requirements.txt"), folder)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=MODES)
+def mode(request, tmp_path):
+    """(mode, Python, environment) to run `python -m grader` with."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    if request.param == "bwrap":
+        if not isolation.sandbox_available()[0]:
+            pytest.skip(f"bubblewrap does not work here: {isolation.sandbox_available()[1]}")
+        return "bwrap", sys.executable, env
+    if not IS_ROOT:
+        pytest.skip("the user mode is for graders running as root (Gradescope, Docker)")
+    python = public_python()
+    if python is None:
+        pytest.skip("no Python with the requirements that other users can run (set VAE_TEST_PUBLIC_PYTHON; "
+                    ".ci/run makes /opt/vae-grader)")
+    env["PATH"] = fake_bwrap_path(str(tmp_path / "fake-bin"))
+    return "user", python, env
+
+
+DESCRIBES = {"bwrap": "bubblewrap", "user": "unprivileged user"}
+
+
+def grader(python, env, *args, cwd, timeout=600):
+    return subprocess.run([python, "-m", "grader", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_a_batch_with_every_attack_kind(kit, mode):
+    name, python, env = mode
+    marker = f"honest-{uuid.uuid4().hex}"
+    folder, out, loot = open_folder("vae-class-"), open_folder("vae-out-"), open_folder("vae-loot-")
+    os.chmod(loot, 0o1777)
+    before = tree_digest(kit)
+    kinds = [k for k in ATTACKS if k != "forge_results"]
+    try:
+        with open(os.path.join(folder, "honest.py"), "w") as f:
+            f.write(source_with({}) + f"\n# {marker}\n")
+        for kind in kinds:
+            with open(os.path.join(folder, f"{kind}.py"), "w") as f:
+                f.write(attack_source(kind, loot=loot, kit_hint=kit))
+        result = grader(python, env, "grade", folder, "--out", out, "--jobs", "2", cwd=kit)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert DESCRIBES[name] in result.stderr  # it says what protects the run
+        rows = {r["student"]: r for r in csv.DictReader(open(os.path.join(out, "grades.csv")))}
+        assert float(rows["honest"]["total"]) == 100, open(os.path.join(out, "honest.txt")).read()
+        for kind in kinds:
+            assert float(rows[kind]["total"]) == 0, open(os.path.join(out, f"{kind}.txt")).read()
+        assert "no kit found" in open(os.path.join(out, "steal_reference.txt")).read()
+        assert tree_digest(kit) == before, "a submission changed the kit"
+        for path in [os.path.join(loot, n) for n in os.listdir(loot)] + ["/tmp/stolen-honest.py"]:
+            assert not os.path.exists(path) or marker not in open(path, errors="replace").read()
+        assert not processes_with(LINGER_SECONDS), "a process outlived the grading"
+        assert oct(os.stat(kit).st_mode & 0o777) == "0o755"  # the kit's modes are back as they were
+    finally:
+        for pid in processes_with(LINGER_SECONDS):
+            os.kill(pid, signal.SIGKILL)
+        for path in (folder, out, loot, "/tmp/stolen-honest.py"):
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else None
+
+
+def test_check_all_is_isolated_by_default(kit, mode):
+    name, python, env = mode
+    folder = open_folder("vae-one-")
+    before = tree_digest(kit)
+    try:
+        for kind in ("steal_reference", "write_kit"):
+            path = os.path.join(folder, "vae.py")
+            with open(path, "w") as f:
+                f.write(attack_source(kind, kit_hint=kit))
+            result = grader(python, env, "check", path, "--all", "--json", cwd=kit)
+            assert result.returncode == 0, result.stderr[-3000:]
+            assert '"score": 0' in result.stdout and DESCRIBES[name] in result.stderr
+        assert tree_digest(kit) == before
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_attacks_work_without_isolation_so_the_tests_above_mean_something(kit, tmp_path):
+    """With --no-sandbox the same attack does steal the reference: the isolation is what stops it."""
+    path = tmp_path / "vae.py"
+    path.write_text(attack_source("steal_reference", kit_hint=kit))
+    result = grader(sys.executable, dict(os.environ), "check", str(path), "--all", "--no-sandbox", cwd=kit)
+    assert result.returncode == 0 and "Total: 0 / 100" not in result.stdout, result.stdout[-2000:]
+    assert "no isolation (--no-sandbox)" in result.stderr and "the reference" in result.stderr
+
+
+def test_no_isolation_available_stops_with_what_a_submission_could_reach(monkeypatch, tmp_path):
+    monkeypatch.setattr(isolation, "_probes", {})
+    monkeypatch.setattr(isolation, "_is_root", lambda: False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap at all
+    with pytest.raises(isolation.IsolationError) as error:
+        isolation.choose("auto")
+    message = str(error.value)
+    assert "bubblewrap (bwrap) is not installed" in message and "not running as root" in message
+    assert "reference solution" in message and "--no-sandbox" in message
+
+
+def test_a_sandbox_that_fails_to_start_is_the_graders_error_not_a_zero(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", fake_bwrap_path(str(tmp_path)))
+    with pytest.raises(isolation.IsolationError) as error:
+        evaluate(SOLUTION, isolation=isolation.Isolation("bwrap"))
+    assert "No permissions to create new namespace" in str(error.value)
+    assert "out of memory" not in str(error.value)
+
+
+def test_sandbox_runs_a_python_in_a_venv_under_tmp(tmp_path):
+    """A venv in /tmp (or in the kit) was hidden by the sandbox's own /tmp: every submission scored 0."""
+    if not isolation.sandbox_available()[0]:
+        pytest.skip(f"bubblewrap does not work here: {isolation.sandbox_available()[1]}")
+    venv = open_folder("vae-venv-")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv], check=True, timeout=300)
+        result = subprocess.run([os.path.join(venv, "bin", "python"), "-m", "grader", "check", SOLUTION, "--all",
+                                 "--json"], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert '"score": 100' in result.stdout and "bubblewrap" in result.stderr
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
+
+
+def test_batch_grading_skips_nothing_silently_when_the_sandbox_breaks(tmp_path, monkeypatch):
+    """A grader failure records nothing for the student (a rerun grades them), and says so."""
+    from grader.batch import grade_folder
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "ada.py").write_text(source_with({}))
+    monkeypatch.setenv("PATH", fake_bwrap_path(str(tmp_path / "bin")))
+    rows = grade_folder(str(folder), str(tmp_path / "out"), isolation=isolation.Isolation("bwrap"), progress=False)
+    assert list(rows) == [] and "No permissions" in rows.failed["ada"]
+    assert not (tmp_path / "out" / "ada.json").exists()
