@@ -52,6 +52,10 @@ def isolation_for(args, default):
 def cmd_check(args):
     from .grade import GraderError, evaluate, public_json, text_report
     from .isolation import IsolationError
+    if not os.path.isfile(args.file):
+        what = "is a folder, not a file" if os.path.isdir(args.file) else "does not exist"
+        print(f"grader: {args.file} {what}: give the path of your vae.py (or flows.py)", file=sys.stderr)
+        return 2
     isolation = isolation_for(args, "auto" if args.all else "none")
     if isolation is None:
         return 2
@@ -71,6 +75,11 @@ def cmd_grade(args):
     from .batch import grade_folder
     if not os.path.isdir(args.directory):
         print(f"grader: {args.directory} is not a folder", file=sys.stderr)
+        return 2
+    from .batch import find_submissions
+    if not find_submissions(args.directory):
+        print(f"grader: {args.directory} holds no submissions: one .py per student, or one folder per student "
+              f"holding vae.py", file=sys.stderr)
         return 2
     isolation = isolation_for(args, "auto")
     if isolation is None:

@@ -233,7 +233,9 @@ def _answer(module, fn, name, kind, args, kwargs, call, arrays):
         params, m, v = args[0], args[2], args[3]
         result = {}
         for step, gradient in enumerate(call["gradients"]):
-            out = fn(params, arrays[gradient].copy(), m, v, call["t0"] + step, **kwargs)
+            # Copies in: an update in place (m *= beta1, params += ...) must not change what was
+            # recorded for the previous step, nor the next step's inputs behind its back.
+            out = fn(params.copy(), arrays[gradient].copy(), m.copy(), v.copy(), call["t0"] + step, **kwargs)
             if not isinstance(out, (tuple, list)) or len(out) != 3:
                 return {"status": "bad_output",
                         "message": f"{name} returned {type(out).__name__}, expected (params, m, v)"}, result

@@ -110,6 +110,13 @@ ALTERNATIVES = {
     "adam_folded_step": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
                             "m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)\n"
                             "return params + learning_rate * m_hat / (np.sqrt(v_hat) + epsilon), m, v"),
+    # in-place updates, as students write them: the arrays passed in are changed and returned
+    "adam_in_place": (A, "m *= beta1\nm += (1 - beta1) * gradient\nv *= beta2\nv += (1 - beta2) * gradient ** 2\n"
+                         "m_hat = m / (1 - beta1 ** t)\nv_hat = v / (1 - beta2 ** t)\n"
+                         "params += learning_rate * m_hat / (np.sqrt(v_hat) + epsilon)\nreturn params, m, v"),
+    "adam_slice_assignment": (A, "m[:] = beta1 * m + (1 - beta1) * gradient\nv[:] = beta2 * v + (1 - beta2) * gradient ** 2\n"
+                                 "params[:] = params + learning_rate * (m / (1 - beta1 ** t)) / "
+                                 "(np.sqrt(v / (1 - beta2 ** t)) + epsilon)\nreturn params, m, v"),
 }
 
 

@@ -288,6 +288,15 @@ def test_check_json_prints_only_the_documented_json(tmp_path):
     assert data["score"] == 80 and not any("hidden" in t["name"] for t in data["tests"])
 
 
+def test_bad_paths_are_errors_not_scorecards(tmp_path):
+    for path, words in ((tmp_path / "nope.py", "does not exist"), (tmp_path, "is a folder")):
+        result = run_grader("check", str(path))
+        assert result.returncode == 2 and words in result.stderr and "Total" not in result.stdout
+    (tmp_path / "empty").mkdir()
+    result = run_grader("grade", str(tmp_path / "empty"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "holds no submissions" in result.stderr
+
+
 def test_check_text_names_the_mistake():
     result = run_grader("check", os.path.join(REPO, "assignment", "vae.py"))
     assert result.returncode == 0 and "Total: 0 / 100" in result.stdout
@@ -346,7 +355,8 @@ def test_batch_grading_a_mixed_folder(tmp_path):
     # resumable: graded students are skipped unless --force
     os.remove(out / "ada.json")
     (out / "bea.json").write_text(json.dumps(dict(json.load(open(out / "bea.json")), score=77.0)))
-    run_grader("grade", str(folder), "--out", str(out))
+    rerun = run_grader("grade", str(folder), "--out", str(out))
+    assert "skipped 5 already graded" in rerun.stdout and "--force" in rerun.stdout
     rows = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
     assert float(rows["ada"]["total"]) == 100 and float(rows["bea"]["total"]) == 77
     run_grader("grade", str(folder), "--out", str(out), "--force")
