@@ -3,7 +3,8 @@
     python bench/grade_speed.py [--submissions 50] [--jobs 2] [--isolation auto|user|none] [--python PY]
 
 Prints the seconds of `python -m grader check FILE` (the whole command: interpreter
-start, the child process, judging; median of 5; the students' self-check, unisolated), of
+start, the child process, judging; median of 5; the students' self-check, unisolated; and
+the same through the portable path that Windows and macOS use), of
 `check --all` for vae.py and flows.py (isolated, as grading is), and submissions per minute
 for `python -m grader grade DIR --jobs N` over a folder mixing the reference, stubs and
 files with one mistake each. --isolation picks the isolation of the last three: auto (the
@@ -46,12 +47,15 @@ def main():
     python = a.python
     solution = os.path.join(ROOT, "solution", "vae.py")
     check = [timed([python, "-m", "grader", "check", solution]) for _ in range(5)]
+    portable = [timed([python, "-m", "grader", "check", solution], dict(os.environ, VAE_GRADER_PORTABLE="1"))
+                for _ in range(5)]
     check_all = [timed([python, "-m", "grader", "check", solution, "--all", *sandbox], env) for _ in range(5)]
     mode = subprocess.run([python, "-m", "grader", "check", solution, "--all", *sandbox], cwd=ROOT, env=env,
                           capture_output=True, text=True).stderr.strip().splitlines()[:1]
     print(f"isolation of check --all and grade: {mode[0] if mode else 'none'}")
     print(f"one check (public checks): {statistics.median(check):.2f} s   "
-          f"with --all (hidden checks too): {statistics.median(check_all):.2f} s")
+          f"with --all (hidden checks too): {statistics.median(check_all):.2f} s   "
+          f"portable path (VAE_GRADER_PORTABLE=1, as on Windows and macOS): {statistics.median(portable):.2f} s")
     flows = os.path.join(ROOT, "solution", "flows.py")
     flows_all = [timed([python, "-m", "grader", "check", flows, "--all", *sandbox], env) for _ in range(5)]
     print(f"check flows.py --all: {statistics.median(flows_all):.2f} s")

@@ -85,7 +85,8 @@ def cmd_grade(args):
     if isolation is None:
         return 2
     rows = grade_folder(args.directory, args.out, jobs=args.jobs, force=args.force, isolation=isolation)
-    print(f"graded {len(rows) - rows.skipped} submissions: {os.path.join(args.out, 'grades.csv')}")
+    print(f"graded {len(rows) - rows.skipped} submissions: {os.path.join(args.out, 'grades.csv')}; what the class "
+          f"got wrong: {os.path.join(args.out, 'summary.md')}")
     if rows.skipped:
         print(f"skipped {rows.skipped} already graded in {args.out} (their rows are in grades.csv; "
               f"--force grades them again)")

@@ -2,10 +2,12 @@
 
 DIR holds one .py per student (the file's stem names the student) or one folder per
 student holding vae.py, and flows.py when the student did the optional part. OUT
-receives, per student, NAME.json (the result, hidden checks included; the flows part's
-under "flows") and NAME.txt (the feedback a student reads), and grades.csv with a row per
-student: a column per function and the total; when anyone submitted flows.py, also a
-column per flows function and flows_total (kept apart from the total: the part is optional).
+receives, per student, NAME.json (the result, hidden checks included, each failed check
+with the name of its mistake; the flows part's under "flows") and NAME.txt (the feedback a
+student reads); grades.csv with a row per student: a column per function and the total;
+when anyone submitted flows.py, also a column per flows function and flows_total (kept apart
+from the total: the part is optional); and summary.md with scores.png: what the class got
+wrong (grader/summary.py).
 """
 import csv
 import json
@@ -15,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from .checks import FUNCTIONS, PARTS
 from .grade import evaluate, public_json, text_report
+from .summary import write_summary
 
 
 def find_submissions(directory):
@@ -37,7 +40,10 @@ def grade_part(path, part, isolation, hidden_paths):
     """(record for NAME.json, feedback text). A failure of the grader itself (isolation that did
     not start, stale fixtures) raises: it is never recorded as the student's score."""
     result = evaluate(path, include_hidden=True, isolation=isolation, hidden_paths=hidden_paths, part=part)
-    return public_json(result), text_report(result, hidden_note=False)
+    record = public_json(result)
+    for public, test in zip(record["tests"], result["tests"]):
+        public["mistake"] = test.get("mistake")  # what summary.md counts
+    return record, text_report(result, hidden_note=False)
 
 
 def grade_one(student, paths, out, isolation, hidden_paths):
@@ -89,11 +95,12 @@ def grade_folder(directory, out, jobs=2, force=False, isolation="none", progress
                 bar.update(1)
     rows = BatchResult()
     rows.skipped, rows.failed = len(submissions) - len(todo), failed
+    records = {}
     for student in submissions:
         if student in failed:
             continue
         with open(os.path.join(out, f"{student}.json")) as f:
-            record = json.load(f)
+            record = records[student] = json.load(f)
         row = {"student": student, **_points(record, FUNCTIONS)}
         row["total"] = round(record["score"], 2)
         row["max_score"] = round(record["max_score"], 2)
@@ -101,6 +108,8 @@ def grade_folder(directory, out, jobs=2, force=False, isolation="none", progress
             row.update(_points(record["flows"], PARTS["flows"]), flows_total=round(record["flows"]["score"], 2))
         rows.append(row)
     _write(os.path.join(out, "grades.csv"), _csv(rows))
+    if records:
+        write_summary(records, out)
     return rows
 
 

@@ -8,6 +8,7 @@ comparing the answer with precomputed "variants", the values that mistake produc
 Nothing in this file computes any of the five functions.
 """
 import os
+import re
 
 import numpy as np
 
@@ -17,6 +18,7 @@ FUNCTIONS = ["sample_latent_variables_from_posterior", "bernoulli_log_prob", "co
              "vae_lower_bound", "adam_step"]
 RTOL, ATOL = 1e-6, 1e-8
 FD_STEP, FD_RTOL = 1e-5, 1e-4
+HIDDEN_FROM_AUTOGRAD = "autograd cannot see part of the computation (its gradient disagrees with finite differences)"
 
 
 class Check:
@@ -46,14 +48,35 @@ class Check:
 
 # ------------------------------------------------------------------ helpers for judging
 class Failed(Exception):
-    """Raised inside a judge with the message to show."""
+    """Raised inside a judge with the message to show. ``mistake``: a short, fixed name for a known
+    mistake, by which grade summaries count the students who made it (None: not a named one)."""
+
+    def __init__(self, message, mistake=None):
+        super().__init__(message)
+        self.mistake = mistake
+
+
+class Named(Failed):
+    """A known mistake whose message names it and holds no numbers of this student's: the message
+    is its name."""
+
+    def __init__(self, message):
+        super().__init__(message, mistake=message)
+
+
+def call_failed(header):
+    """Failed with the child's own account of a call that did not answer (it raised, hung, ended)."""
+    message = header.get("message", "no answer")
+    label = re.search(r"autograd cannot differentiate np\.\w+|raised \w+|did not finish within|ended the process"
+                      r"|sent more data", message)
+    return Failed(message, mistake=label.group(0).replace("raised", "raises") if label else None)
 
 
 def answer(check, results, suffix, *keys):
     """The arrays a call returned, or Failed with the call's own error."""
     header, arrays = results[check.call_id(suffix)]
     if header.get("status") != "ok":
-        raise Failed(header.get("message", "no answer"))
+        raise call_failed(header)
     missing = [k for k in keys if k not in arrays]
     if missing:
         raise Failed(f"no {missing[0]} came back")
@@ -66,7 +89,7 @@ def shape_of(got, expected_shape, what, hints=()):
         for shape, hint in hints:
             if got.shape == tuple(shape):
                 message += f": {hint}"
-                break
+                raise Failed(message, mistake=hint)
         raise Failed(message)
     if not np.all(np.isfinite(got)):
         bad = np.argwhere(~np.isfinite(got))[0]
@@ -77,12 +100,28 @@ def close(got, want, rtol=RTOL, atol=ATOL):
     return got.shape == want.shape and np.allclose(got, want, rtol=rtol, atol=atol)
 
 
-def differs(got, want, what):
-    """'expected ..., got ... at index ...' for the largest difference."""
-    diff = np.abs(got - want)
-    index = np.unravel_index(np.argmax(diff), diff.shape) if diff.ndim else ()
+def differs(got, want, what, rtol=RTOL, atol=ATOL):
+    """'expected ..., got ... at index ... (relative difference ...)' where the answer is furthest
+    outside the tolerance, with as many digits as it takes to see that the two differ."""
+    with np.errstate(invalid="ignore"):
+        excess = np.nan_to_num(np.abs(got - want) / (atol + rtol * np.abs(want)), nan=np.inf)
+    index = np.unravel_index(np.argmax(excess), excess.shape) if excess.ndim else ()
     where = f" at index {tuple(int(i) for i in index)}" if index else ""
-    return f"{what}: expected {_fmt(want[index])}, got {_fmt(got[index])}{where}"
+    expected, answer = float(want[index]), float(got[index])
+    shown_expected, shown_answer = _distinct(expected, answer)
+    gap = abs(answer - expected)
+    size = (f"relative difference {gap / abs(expected):.2g}" if expected and np.isfinite(gap)
+            else f"difference {gap:.2g}")
+    return f"{what}: expected {shown_expected}, got {shown_answer}{where} ({size})"
+
+
+def _distinct(a, b):
+    """a and b with the fewest significant digits (at least 6) that tell them apart."""
+    for digits in range(6, 18):
+        shown = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if shown[0] != shown[1]:
+            return shown
+    return shown
 
 
 def _fmt(x):
@@ -93,7 +132,7 @@ def name_mistake(got, expected, variants, what):
     """Failed naming the first known mistake whose values match, else the largest difference."""
     for name, message in variants:
         if name in expected and close(got, expected[name], rtol=1e-5, atol=1e-6):
-            raise Failed(message)
+            raise Named(message)
     raise Failed(differs(got, expected["value"], what))
 
 
@@ -111,7 +150,8 @@ def directional_fd(check, results, suffixes, weights, direction, grad):
     if not abs(fd - analytic) <= FD_RTOL * (1 + abs(fd)):
         raise Failed(f"autograd's gradient of your function ({analytic:.6g} along a random direction) does not "
                      f"match its finite differences ({fd:.6g}): autograd cannot see part of the computation "
-                     f"(plain numpy instead of autograd.numpy, in-place writes, float() or .astype on the way)")
+                     f"(plain numpy instead of autograd.numpy, in-place writes, float() or .astype on the way)",
+                     mistake=HIDDEN_FROM_AUTOGRAD)
 
 
 def value_call(check, suffix, function, args, **extra):
@@ -141,17 +181,17 @@ def judge_sample_reparam(check, results, expected):
         mean = check.inputs[f"{check.key}/x{i}"][:, :latent]
         d_mean, d_log_std = grad[:, :latent], grad[:, latent:]
         if np.allclose(d_mean, 0) and np.allclose(d_log_std, 0):
-            raise Failed("the gradient of the sample is zero: autograd cannot see how z depends on the encoder "
+            raise Named("the gradient of the sample is zero: autograd cannot see how z depends on the encoder "
                          "output (was z drawn with np.random.normal(mean, std)? use mean + exp(log_std) * eps)")
         if not np.allclose(d_mean, 1.0):
             raise Failed(differs(d_mean, np.ones_like(d_mean), "d sum(z) / d mean (should be 1 everywhere)"))
         if np.allclose(d_log_std, 0):
-            raise Failed("gradient with respect to log_std is zero: the sample is not reparameterized "
+            raise Named("gradient with respect to log_std is zero: the sample is not reparameterized "
                          "(the noise must be scaled by exp(log_std) inside the autograd computation)")
         for factor, hint in ((0.5, "looks like exp(log_std / 2): log_std is already the log of the standard deviation"),
                              (2.0, "looks like exp(2 * log_std), the variance: scale the noise by the standard deviation")):
             if np.allclose(d_log_std, factor * (z - mean), rtol=1e-6, atol=1e-9):
-                raise Failed(f"d sum(z) / d log_std {hint}")
+                raise Named(f"d sum(z) / d log_std {hint}")
         if not np.allclose(d_log_std, z - mean, rtol=1e-6, atol=1e-9):
             raise Failed(differs(d_log_std, z - mean, "d sum(z) / d log_std (should equal z - mean)"))
     return True, ""
@@ -160,7 +200,10 @@ def judge_sample_reparam(check, results, expected):
 def build_sample_stats(check, rs, mean, log_std, rows):
     x = np.tile(np.concatenate([mean, log_std]), (rows, 1))
     inputs = {f"{check.key}/x": x}
-    return inputs, [value_call(check, "draw", check.function, [{"array": f"{check.key}/x"}], seed=check.seed)]
+    calls = [value_call(check, "draw", check.function, [{"array": f"{check.key}/x"}], seed=check.seed)]
+    if check.family == "sample_independence":  # a second draw that continues the random stream
+        calls.append(value_call(check, "again", check.function, [{"array": f"{check.key}/x"}], seed=None))
+    return inputs, calls
 
 
 def _noise(check, results):
@@ -177,11 +220,12 @@ def judge_sample_moments(check, results, expected):
     for scale, hint in ((np.exp(log_std / 2), "you used exp(log_std / 2): log_std is the log of the standard deviation"),
                         (np.exp(2 * log_std), "you used exp(2 * log_std), the variance, where the standard deviation belongs")):
         if np.allclose(got_std, scale, rtol=0.03) and not np.allclose(scale, std, rtol=0.03):
-            raise Failed(f"the spread of your samples is {_fmt(got_std[1])} where it should be {_fmt(std[1])}: {hint}")
+            raise Failed(f"the spread of your samples is {_fmt(got_std[1])} where it should be {_fmt(std[1])}: {hint}",
+                         mistake=hint)
     tolerance = 5 * std / np.sqrt(len(z))
     eps = (z - mean) / std
     if np.all(eps >= -1e-9) and np.all(eps.mean(0) > 0.3):
-        raise Failed("all your noise is non-negative: it looks uniform on [0, 1); draw eps from the standard normal (npr.randn)")
+        raise Named("all your noise is non-negative: it looks uniform on [0, 1); draw eps from the standard normal (npr.randn)")
     if not np.all(np.abs(got_mean - mean) <= tolerance):
         raise Failed(differs(got_mean, mean, "the mean of many samples"))
     if not np.allclose(got_std, std, rtol=0.03):
@@ -189,7 +233,8 @@ def judge_sample_moments(check, results, expected):
     tails = np.mean(np.abs(eps) > 2)
     if not 0.035 < tails < 0.057:  # 4.55% of a standard normal lies beyond 2
         raise Failed(f"{tails:.1%} of your noise lies beyond 2 standard deviations, a normal gives 4.6%: "
-                     f"draw eps from the standard normal (npr.randn)")
+                     f"draw eps from the standard normal (npr.randn)",
+                     mistake="the noise is not normal: draw eps from the standard normal (npr.randn)")
     return True, ""
 
 
@@ -197,13 +242,19 @@ def judge_sample_independence(check, results, expected):
     z, mean, log_std = _noise(check, results)
     eps = (z - mean) / np.exp(log_std)
     if np.allclose(eps, eps[:1]):
-        raise Failed("every row got the same noise: one noise vector is shared by the whole batch; "
+        raise Named("every row got the same noise: one noise vector is shared by the whole batch; "
                      "draw eps with the shape of the mean, (batch, L)")
     if eps.shape[1] > 1 and np.allclose(eps, eps[:, :1]):
-        raise Failed("every latent dimension of a row got the same noise; draw eps with shape (batch, L)")
+        raise Named("every latent dimension of a row got the same noise; draw eps with shape (batch, L)")
+    again = answer(check, results, "again", "out")
+    if again.shape == z.shape and np.allclose(again, z):
+        raise Named("a second call returned exactly the same noise: your sampler reseeds the random generator "
+                    "(npr.seed(...) or a generator with a fixed seed inside the function). Seed once, at the start "
+                    "of training: a reseed here also restarts the training's shuffling and binarization")
     correlation = np.mean(eps[:-1] * eps[1:])
     if abs(correlation) > 5 / np.sqrt(eps.size):
-        raise Failed(f"the noise of neighbouring rows is correlated ({correlation:.3f}); draw fresh noise for every row")
+        raise Failed(f"the noise of neighbouring rows is correlated ({correlation:.3f}); draw fresh noise for every row",
+                     mistake="the noise of neighbouring rows is correlated")
     return True, ""
 
 
@@ -255,7 +306,7 @@ def gradient_answer(check, results, suffix, what):
     """The gradient a value_and_vjp call returned, or Failed saying why there is none."""
     header, arrays = results[check.call_id(suffix)]
     if header.get("status") != "ok":
-        raise Failed(header.get("message", "no answer"))
+        raise call_failed(header)
     if "grad" not in arrays:
         raise Failed(f"{what}: your function's output has the wrong shape, so its gradient was not checked")
     return arrays["grad"]
@@ -303,23 +354,43 @@ KL_VARIANTS = [("logvar", "your KL treats log_std as a log-variance: log_std is 
                ("mean", "you averaged over the latent dimensions; sum over them"),
                ("no_constant", "your KL is off by L/2: the -1 inside 0.5 * (s^2 + mean^2 - 1) is missing"),
                ("half_log", "your KL has -0.5 * log_std where -log_std belongs")]
-KL_GRADIENT_VARIANTS = [("logvar", "your KL's gradient treats log_std as a log-variance: log_std is the log of the "
-                                   "standard deviation")]
+KL_GRADIENT_VARIANTS = KL_VARIANTS[:1]  # the same mistake, named the same way (summaries count it once)
 
 
 def judge_bernoulli_values(check, results, expected):
     return judge_values(check, results, expected, PER_ROW_HINTS, BERNOULLI_VARIANTS, "bernoulli_log_prob")
 
 
+def build_stability(check, rs, cases):
+    """Extreme logits (case0...), then the same shapes at ordinary logits: advice about stability
+    is given only to a function whose values are right where stability is not at stake."""
+    inputs, calls = build_values(check, rs, cases, extreme_logits)
+    more_inputs, more_calls = build_values(check, rs, cases, bernoulli_inputs)
+    for i, call in enumerate(more_calls):
+        n = len(cases) + i
+        renamed = [{"array": spec["array"].replace(f"/a{i}_", f"/a{n}_")} for spec in call["args"]]
+        inputs.update({r["array"]: more_inputs[s["array"]] for r, s in zip(renamed, call["args"])})
+        calls.append(dict(call, id=check.call_id(f"case{n}"), args=renamed))
+    return inputs, calls
+
+
 def judge_bernoulli_stability(check, results, expected):
-    got = answer(check, results, "case0", "out")
-    want = expected["case0"]
-    if got.shape != want.shape or not np.all(np.isfinite(got)):
-        raise Failed("not finite when |logits| is large (40 to 1000): log(sigmoid(l)) rounds to log(0) = -inf; "
-                     "write log(1 + exp(l)) in a form that never overflows (the docstring shows one)")
-    if not close(got, want, rtol=1e-6, atol=1e-6):
-        raise Failed(differs(got, want, "bernoulli_log_prob at large |logits|") +
-                     ": clipping the probabilities loses accuracy; use the exact stable form")
+    extreme = len(check.params["cases"])
+    for i in range(extreme, 2 * extreme):  # ordinary logits first: the real mistake comes before any advice
+        got, want = answer(check, results, f"case{i}", "out"), expected[f"case{i}"]
+        if not close(got, want):
+            raise Named("not judged: bernoulli_log_prob is wrong at ordinary logits already (see its values "
+                        "check); stability is judged once the values are right")
+    for i in range(extreme):
+        got, want = answer(check, results, f"case{i}", "out"), expected[f"case{i}"]
+        if got.shape == want.shape and not np.all(np.isfinite(got)):
+            raise Named("not finite when |logits| is large (40 to 1000): log(sigmoid(l)) rounds to log(0) = -inf; "
+                        "write log(1 + exp(l)) in a form that never overflows (the docstring shows one)")
+        shape_of(got, want.shape, "bernoulli_log_prob at large |logits|")
+        if not close(got, want, rtol=1e-6, atol=1e-6):
+            raise Failed(differs(got, want, "bernoulli_log_prob at large |logits|") +
+                         ": clipping the probabilities loses accuracy; use the exact stable form",
+                         mistake="clipping the probabilities loses accuracy at large |logits|")
     return True, ""
 
 
@@ -394,61 +465,81 @@ def judge_lower_bound_value(check, results, expected, variants=LOWER_BOUND_VARIA
     got = answer(check, results, "main", "out")
     if got.shape != ():
         if got.shape == (check.params["batch"],):
-            raise Failed("you return one value per image; return their mean over the batch, a scalar")
+            raise Named("you return one value per image; return their mean over the batch, a scalar")
         raise Failed(f"{check.function} returned shape {got.shape}, expected a scalar")
     want = expected["main"]
     if not close(got, want):
         ratio = float(got / want) if want else 0.0
         for name, message in variants:
             if name in expected and close(got, expected[name], rtol=1e-6, atol=1e-6):
-                raise Failed(message)
+                raise Named(message)
         if ratio > 1.5 and abs(ratio - round(ratio)) < 1e-6:
             raise Failed(f"your bound is {ratio:.0f} times the batch mean: it is scaled (by N / batch size?); "
-                         f"return the plain mean over the batch")
+                         f"return the plain mean over the batch",
+                         mistake="the bound is scaled (by N / batch size?); return the plain mean over the batch")
         raise Failed(differs(got, want, "the lower bound") + " (with your helpers replaced by the grader's)")
     return True, ""
+
+
+def decoder_input(arrays, latent):
+    """What the decoder (the network whose first layer takes ``latent`` inputs) was given, over all
+    its calls, or None when it never ran."""
+    for i in range(4):
+        if f"network{i}_shape" in arrays and int(arrays[f"network{i}_shape"][0]) == latent:
+            return arrays[f"network{i}_input"]
+    return None
+
+
+def one_sample_per_image(arrays, batch, function):
+    """Failed unless the sampler drew exactly one sample per image, in one call or one per image."""
+    if int(arrays["counts"][1]) == 0:
+        return False
+    rows = arrays["sampler_input"].shape[0]
+    if rows > batch:
+        per_image = f"{rows // batch} samples per image" if rows % batch == 0 else f"{rows} samples for {batch} images"
+        raise Named(f"{function} draws {per_image} with sample_latent_variables_from_posterior; "
+                    f"the assignment asks for one per image")
+    if rows < batch:
+        raise Named(f"{function} draws samples for only {rows} of the {batch} images; draw one for each image")
+    return True
 
 
 def judge_lower_bound_parts(check, results, expected):
     header, arrays = results[check.call_id("main")]
     if header.get("status") != "ok":
-        raise Failed(header.get("message", "no answer"))
-    counts = arrays["counts"]
-    sampler_calls, bernoulli_calls, kl_calls = int(counts[1]), int(counts[2]), int(counts[3])
-    latent = check.params["latent"]
+        raise call_failed(header)
+    batch, latent = check.params["batch"], check.params["latent"]
     encoder_output, logits0 = check.inputs[f"{check.key}/e0"], check.inputs[f"{check.key}/l0"]
-    decoder_inputs = [arrays[f"network{i}_input"] for i in range(int(min(counts[0], 4)))
-                      if tuple(arrays[f"network{i}_shape"].astype(int))[:1] == (latent,)]
-    at_mean = any(close(x, encoder_output[:, :latent]) for x in decoder_inputs)
-    if sampler_calls == 0:
-        raise Failed("the decoder gets the posterior mean, not a sample: draw z with your sampler and decode it"
-                     if at_mean else
-                     "vae_lower_bound never calls sample_latent_variables_from_posterior: draw z with your sampler")
-    if sampler_calls > 1:
-        raise Failed(f"vae_lower_bound draws {sampler_calls} samples; the assignment asks for one per image")
+    decoded = decoder_input(arrays, latent)
+    at_mean = decoded is not None and close(decoded, encoder_output[:, :latent])
+    if not one_sample_per_image(arrays, batch, check.function):
+        raise Named("the decoder gets the posterior mean, not a sample: draw z with your sampler and decode it"
+                    if at_mean else
+                    "vae_lower_bound never calls sample_latent_variables_from_posterior: draw z with your sampler")
     if not close(arrays["sampler_input"], encoder_output):
-        raise Failed("the sampler does not get the encoder's output, neural_net_predict(rec_params, data)")
-    if not decoder_inputs:
-        raise Failed("vae_lower_bound never runs the decoder, neural_net_predict(gen_params, z)")
-    z = check.inputs[f"{check.key}/z"]
-    if not any(close(x, z) for x in decoder_inputs):
+        raise Named("the sampler does not get the encoder's output, neural_net_predict(rec_params, data)")
+    if decoded is None:
+        raise Named("vae_lower_bound never runs the decoder, neural_net_predict(gen_params, z)")
+    if not close(decoded, check.inputs[f"{check.key}/z"]):
         if at_mean:
-            raise Failed("the decoder gets the posterior mean, not the sample z: decode the sample")
-        raise Failed("the decoder does not get the sample z drawn by your sampler")
-    if bernoulli_calls != 1:
-        raise Failed(f"vae_lower_bound calls bernoulli_log_prob {bernoulli_calls} times; call it once, "
-                     f"with the data and the decoder's logits")
+            raise Named("the decoder gets the posterior mean, not the sample z: decode the sample")
+        raise Named("the decoder does not get the sample z drawn by your sampler")
+    if "bernoulli_targets" not in arrays:
+        raise Named("vae_lower_bound never calls bernoulli_log_prob: call it with the data and the decoder's logits")
     targets, logits = arrays["bernoulli_targets"], arrays["bernoulli_logits"]
     data = check.inputs[f"{check.key}/data"]
+    if targets.shape[0] != batch:
+        raise Named(f"vae_lower_bound gives bernoulli_log_prob {targets.shape[0]} rows for {batch} images; "
+                    f"call it once for the batch (or once per image), with the data and the decoder's logits")
     if close(targets, logits0) and close(logits, data):
-        raise Failed("the arguments of bernoulli_log_prob are swapped: it takes (targets, logits)")
+        raise Named("the arguments of bernoulli_log_prob are swapped: it takes (targets, logits)")
     if close(targets, data) and close(logits, 0.5 * (np.tanh(logits0 / 2) + 1)):
-        raise Failed("you pass sigmoid(logits) to bernoulli_log_prob, which applies the sigmoid itself "
-                     "(the sigmoid is applied twice): pass the decoder's output directly")
+        raise Named("you pass sigmoid(logits) to bernoulli_log_prob, which applies the sigmoid itself "
+                    "(the sigmoid is applied twice): pass the decoder's output directly")
     if not (close(targets, data) and close(logits, logits0)):
-        raise Failed("bernoulli_log_prob should get (data, the decoder's output for z)")
-    if kl_calls != 1 or not close(arrays["kl_input"], encoder_output):
-        raise Failed("compute_KL should be called once, with the encoder's output")
+        raise Named("bernoulli_log_prob should get (data, the decoder's output for z)")
+    if "kl_input" not in arrays or not close(arrays["kl_input"], encoder_output):
+        raise Named("compute_KL should get the encoder's output, once for the batch (or once per image)")
     return True, ""
 
 
@@ -462,9 +553,11 @@ def judge_lower_bound_gradient(check, results, expected):
     analytic = float(grad @ direction)
     if not abs(fd - analytic) <= FD_RTOL * (1 + abs(fd)):
         raise Failed(f"autograd's gradient of your lower bound ({analytic:.6g} along a random direction) does not "
-                     f"match its finite differences ({fd:.6g}): part of the computation is hidden from autograd")
+                     f"match its finite differences ({fd:.6g}): part of the computation is hidden from autograd",
+                     mistake=HIDDEN_FROM_AUTOGRAD)
     if not close(grad, want, rtol=1e-5, atol=1e-7):
-        raise Failed(differs(grad, want, "the gradient of the lower bound with respect to the parameters"))
+        raise Failed(differs(grad, want, "the gradient of the lower bound with respect to the parameters",
+                             1e-5, 1e-7))
     return True, ""
 
 
@@ -497,7 +590,7 @@ ADAM_VARIANTS = [
 def judge_adam(check, results, expected):
     header, arrays = results[check.call_id("steps")]
     if header.get("status") != "ok":
-        raise Failed(header.get("message", "no answer"))
+        raise call_failed(header)
     for step in range(len(check.params["scales"])):
         for label, what in (("params", "params"), ("m", "m"), ("v", "v")):
             got, want = arrays.get(f"{label}{step}"), expected[f"{label}{step}"]
@@ -508,8 +601,8 @@ def judge_adam(check, results, expected):
                 for name, message in ADAM_VARIANTS:
                     key = f"{name}/{label}{step}"
                     if key in expected and close(got, expected[key], rtol=1e-7, atol=1e-12):
-                        raise Failed(f"step {step + 1}: {message}")
-                raise Failed(differs(got, want, f"{what} after step {step + 1} (t = {step + 1})"))
+                        raise Failed(f"step {step + 1}: {message}", mistake=message)
+                raise Failed(differs(got, want, f"{what} after step {step + 1} (t = {step + 1})", 1e-7, 1e-12))
     return True, ""
 
 
@@ -518,7 +611,7 @@ BUILDERS = {
     "sample_reparam": build_sample_reparam,
     "sample_moments": build_sample_stats, "sample_independence": build_sample_stats,
     "bernoulli_values": lambda c, rs, cases: build_values(c, rs, cases, bernoulli_inputs),
-    "bernoulli_stability": lambda c, rs, cases: build_values(c, rs, cases, extreme_logits),
+    "bernoulli_stability": build_stability,
     "bernoulli_gradient": lambda c, rs, cases: build_gradient(c, rs, cases, bernoulli_inputs, wrt=1),
     "kl_values": lambda c, rs, cases, extreme=False: build_values(
         c, rs, cases, lambda rs, b, l: kl_inputs(rs, b, l, extreme)),
@@ -552,7 +645,7 @@ def public_checks(part="vae"):
     return [
         Check("shape and reparameterization gradient", S, "sample_reparam", 8, seed=1, shapes=[(1, 3), (7, 50)]),
         Check("sample mean and standard deviation", S, "sample_moments", 8, seed=2, **stats),
-        Check("fresh noise for every row", S, "sample_independence", 4, seed=3, **stats),
+        Check("fresh noise for every row and every call", S, "sample_independence", 4, seed=3, **stats),
         Check("values", B, "bernoulli_values", 10, seed=4, cases=[(1, 784), (5, 10)]),
         Check("gradient", B, "bernoulli_gradient", 10, seed=5, cases=[(3, 784)]),
         Check("stable at large |logits|", B, "bernoulli_stability", 0, seed=6, advice=True, cases=[(4, 50)]),

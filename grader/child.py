@@ -5,7 +5,7 @@ file, stand_ins.py, request.json and inputs.npz, in a work folder holding the su
 (as vae.py, or as flows.py beside the assignment's own vae.py, which it imports) and the
 kit's data/ package. It reads the request, imports what it needs and, when asked, becomes
 an unprivileged user for good, all before it reads a line of the student's code; then it
-says it started. For each call of the request it writes one frame to the result pipe: a
+says it started. For each call of the request it writes one frame to the result pipe (or file): a
 length-prefixed .npz holding plain float64 arrays and a JSON header. It judges nothing:
 the parent compares the numbers with values it computes itself, and trusts nothing else
 this process does.
@@ -55,22 +55,49 @@ def definitions_only(tree, safe_modules=SAFE_MODULES):
         return True
 
     kept, skipped = [], []
+    unavailable = set()  # names only a skipped statement would have defined
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            kept.append(node)
+            keep = True
         elif (isinstance(node, ast.If) and _is_main_guard(node)) or _edits_sys_path(node):
             continue
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            kept.append(node)  # docstrings
+            keep = True  # docstrings
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and only_safe_calls(node):
-            kept.append(node)
+            # num_batches = len(train_images) // batch_size looks safe, but not once train_images = load_mnist()
+            # was skipped: what depends on a skipped statement is skipped too
+            keep = not (_names_read(node) & unavailable)
         elif isinstance(node, ast.Try) and all(isinstance(n, (ast.Import, ast.ImportFrom, ast.Expr, ast.Assign))
                                                and only_safe_calls(n, extra=("sys", "os"))
                                                for n in ast.walk(node) if isinstance(n, ast.stmt) and n is not node):
-            kept.append(node)  # import fallbacks, which may add a folder to sys.path
+            keep = True  # import fallbacks, which may add a folder to sys.path
+        else:
+            keep = False
+        bound = _names_bound(node)
+        if keep:
+            kept.append(node)
+            unavailable -= bound
         else:
             skipped.append(node.lineno)
+            unavailable |= bound
     return ast.Module(body=kept, type_ignores=[]), skipped
+
+
+def _names_read(node):
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _names_bound(node):
+    """The names a top-level statement defines, wherever in it they are bound."""
+    names = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+            names.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(n.name)
+        elif isinstance(n, ast.alias):
+            names.add((n.asname or n.name).split(".")[0])
+    return names
 
 
 def _is_main_guard(node):
@@ -89,7 +116,10 @@ def _edits_sys_path(node):
 
 
 def import_submission(path, name="vae", safe_modules=SAFE_MODULES):
-    """Import the file at ``path`` as module ``name``, definitions only; tracebacks say NAME.py."""
+    """Import the file at ``path`` as module ``name``, definitions only; tracebacks say NAME.py.
+
+    Returns (module, [line numbers skipped], [(line, why) of kept statements that failed]). Each
+    kept statement runs on its own: one that fails costs the functions nothing, it is reported."""
     import types
     with open(path, encoding="utf-8", errors="replace") as f:
         source = f.read()
@@ -99,8 +129,14 @@ def import_submission(path, name="vae", safe_modules=SAFE_MODULES):
     module = types.ModuleType(name)
     module.__file__ = path
     sys.modules[name] = module
-    exec(compile(tree, filename, "exec"), module.__dict__)
-    return module, skipped
+    failed = []
+    for statement in tree.body:
+        code = compile(ast.Module(body=[statement], type_ignores=[]), filename, "exec")
+        try:
+            exec(code, module.__dict__)
+        except Exception as e:
+            failed.append((statement.lineno, f"{type(e).__name__}: {e}"))
+    return module, skipped, failed
 
 
 # ------------------------------------------------------------------ answering calls
@@ -141,7 +177,8 @@ def run_call(module, call, arrays):
         return {"status": "signature", "message": f"{name} cannot be called as the assignment specifies: {e}"}, {}
     except ValueError:
         pass  # no signature to inspect (a builtin); just call it
-    np.random.seed(call.get("seed", 0))
+    if call.get("seed", 0) is not None:  # None: continue the random stream of the calls before
+        np.random.seed(call.get("seed", 0))
     replaced = _replace(module, call.get("replace", ()))
     try:
         header, out = _answer(module, fn, name, kind, args, kwargs, call, arrays)
@@ -149,12 +186,39 @@ def run_call(module, call, arrays):
         return header, out
     except _BadOutput as e:
         return {"status": "bad_output", "message": str(e)}, {}
-    except NotImplementedError:
-        return {"status": "not_implemented", "message": f"{name} is not implemented yet (it raises NotImplementedError)"}, {}
+    except NotImplementedError as e:
+        return not_implemented(name, e)
     except Exception as e:
         return {"status": "raised", "message": f"{name} raised {type(e).__name__}: {e}{where(e)}"}, {}
     finally:
         _restore(module, replaced)
+
+
+# what autograd cannot differentiate, as students meet it, and what to write instead
+NO_GRADIENT_ADVICE = {"average": "use np.mean, or a sum divided by the batch size",
+                      "median": "the lower bound needs a mean, np.mean",
+                      "round": "rounding has no useful gradient; keep the values continuous",
+                      "floor": "flooring has no useful gradient; keep the values continuous"}
+
+
+def not_implemented(name, error):
+    """A stub's own ``raise NotImplementedError()`` (raised in a student's file) is "not implemented
+    yet"; one raised inside autograd or numpy is an error with its real cause named."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames and os.path.basename(frames[-1].filename) in ("vae.py", "flows.py"):
+        stub = frames[-1].name
+        return {"status": "not_implemented", "message": f"{name} is not implemented yet (it raises NotImplementedError)"
+                if stub == name else f"{name} calls {stub}, which is not implemented yet"}, {}
+    import re
+    match = re.search(r"VJP of (\w+) wrt argnum", str(error))
+    if match:
+        function = match.group(1)
+        advice = NO_GRADIENT_ADVICE.get(function, "write it with functions autograd can differentiate "
+                                                  "(np.sum, np.mean, np.exp, np.log, np.logaddexp, ...)")
+        return {"status": "raised", "message": f"{name}: autograd cannot differentiate np.{function}; {advice}"
+                                               f"{where(error)}"}, {}
+    return {"status": "raised", "message": f"{name} raised NotImplementedError inside a library: {error}"
+                                           f"{where(error)}"}, {}
 
 
 class _Record(list):
@@ -287,8 +351,9 @@ def drop_privileges(uid):
 
 
 def main():
-    workdir, control, result_fd, first_call = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    results = os.fdopen(result_fd, "wb")
+    workdir, control, target, first_call = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    # the pipe the Linux runner passed, or the file the portable runner reads (grader/runner.py)
+    results = os.fdopen(int(target), "wb") if target.isdigit() else open(target, "wb")
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the file-size limit, writes fail instead
     # Everything this process needs from the grader is read before any student code exists.
@@ -319,7 +384,7 @@ def main():
                                          f"imports, failed to import: {type(e).__name__}: {e}"}, {})
             return
     try:
-        module, skipped = import_submission(os.path.join(workdir, GRADED_FILE), name, SAFE_MODULES + ("vae",))
+        module, skipped, failed = import_submission(os.path.join(workdir, GRADED_FILE), name, SAFE_MODULES + ("vae",))
     except SystemExit as e:
         send(results, "__import__", {"status": "raised", "message": f"your file called exit({e.code}) while being imported"}, {})
         return
@@ -327,7 +392,7 @@ def main():
         message = f"{type(e).__name__}: {e}" + ("" if isinstance(e, SyntaxError) else where(e))
         send(results, "__import__", {"status": "raised", "message": f"importing your file failed: {message}"}, {})
         return
-    send(results, "__import__", {"status": "ok", "skipped": skipped}, {})
+    send(results, "__import__", {"status": "ok", "skipped": skipped, "failed": failed}, {})
     for call in request["calls"][first_call:]:
         try:
             header, out = run_call(module, call, arrays)

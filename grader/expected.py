@@ -131,7 +131,7 @@ def expected_values(check):
         return out  # judged by identities and statistics, no reference needed
     if family in ("bernoulli_values", "bernoulli_stability", "kl_values"):
         fn = ref.bernoulli_log_prob if family.startswith("bernoulli") else ref.compute_KL
-        for i, _ in enumerate(check.params["cases"]):
+        for i in range(sum(call["id"].rsplit("/", 1)[1].startswith("case") for call in check.calls)):
             args = case_arrays(check, i)
             value = np.asarray(fn(*args), float)
             out[f"case{i}"] = value

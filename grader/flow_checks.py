@@ -9,8 +9,9 @@ a planar flow.
 """
 import numpy as np
 
-from .checks import (FD_RTOL, FD_STEP, Failed, answer, build_lower_bound, close, differs, gradient_answer,
-                     judge_lower_bound_gradient, judge_lower_bound_value, name_mistake, shape_of, with_variants)
+from .checks import (FD_RTOL, FD_STEP, HIDDEN_FROM_AUTOGRAD, Failed, Named, answer, build_lower_bound, call_failed,
+                     close, decoder_input, differs, gradient_answer, judge_lower_bound_gradient,
+                     judge_lower_bound_value, name_mistake, one_sample_per_image, shape_of, with_variants)
 from .stand_ins import flow_stand_in
 
 CONSTRAIN, PLANAR, FLOW_BOUND = FLOW_FUNCTIONS = ["constrain_u", "planar_flow", "flow_lower_bound"]
@@ -93,7 +94,7 @@ def used_constrain_u(check, results, suffix):
     if REPLACE[check.function]:
         calls = results[check.call_id(suffix)][1].get("calls_constrain_u")
         if calls is not None and float(calls) == 0:
-            raise Failed("planar_flow never calls constrain_u: move z along the constrained u that constrain_u(u, w) "
+            raise Named("planar_flow never calls constrain_u: move z along the constrained u that constrain_u(u, w) "
                          "returns, in z_new and in the log-determinant, so that the flow stays invertible")
 
 
@@ -110,12 +111,14 @@ def judge_constrain(check, results, expected, stability=False):
         u, w = check.inputs[f"{check.key}/a{i}_0"], check.inputs[f"{check.key}/a{i}_1"]
         if stability and got.shape == u.shape and not np.all(np.isfinite(got)):
             raise Failed(f"u_hat is not finite when w . u = {w_dot_u:g}: e^a overflows in log(1 + e^a); compute "
-                         f"it stably, as in bernoulli_log_prob (np.logaddexp(0, a))")
+                         f"it stably, as in bernoulli_log_prob (np.logaddexp(0, a))",
+                         mistake="u_hat overflows at large w . u: compute log(1 + e^a) stably")
         shape_of(got, u.shape, f"u_hat for u and w of shape {u.shape}",
                  [((), "return the vector u_hat, not the number w . u_hat")])
         if float(w @ got) < -1 - 1e-9:
             raise Failed(f"w . u_hat = {float(w @ got):.6g} for w . u = {w_dot_u:g}: below -1, so the flow is not "
-                         f"invertible; u_hat must satisfy w . u_hat = m(w . u) > -1")
+                         f"invertible; u_hat must satisfy w . u_hat = m(w . u) > -1",
+                         mistake="w . u_hat falls below -1: the flow is not invertible")
         if not close(got, expected[f"case{i}"]):  # at large |w . u| several mistakes give the same u_hat
             name_mistake(got, with_variants(expected, f"case{i}"), [] if stability else CONSTRAIN_VARIANTS,
                          f"u_hat at w . u = {w_dot_u:g}")
@@ -164,9 +167,11 @@ def judge_flow_gradient(check, results, expected):
             if not abs(fd - analytic) <= FD_RTOL * (1 + abs(fd)):
                 raise Failed(f"autograd's gradient of {what} with respect to {argument} ({analytic:.6g} along a random "
                              f"direction) does not match its finite differences ({fd:.6g}): autograd cannot see part "
-                             f"of the computation (plain numpy instead of autograd.numpy, in-place writes, float())")
+                             f"of the computation (plain numpy instead of autograd.numpy, in-place writes, float())",
+                             mistake=HIDDEN_FROM_AUTOGRAD)
             if not close(grad, want, rtol=1e-5, atol=1e-7):
-                raise Failed(differs(grad, want, f"the gradient of {what} with respect to {argument}"))
+                raise Failed(differs(grad, want, f"the gradient of {what} with respect to {argument}",
+                                     1e-5, 1e-7))
     return True, ""
 
 
@@ -195,36 +200,37 @@ def judge_flow_bound_value(check, results, expected):
 def judge_flow_bound_parts(check, results, expected):
     header, arrays = results[check.call_id("main")]
     if header.get("status") != "ok":
-        raise Failed(header.get("message", "no answer"))
-    samples, flows = int(arrays["counts"][1]), int(arrays["counts"][4])
+        raise call_failed(header)
+    flows = int(arrays["counts"][4])
     encoder_output, z = check.inputs[f"{check.key}/e0"], check.inputs[f"{check.key}/z"]
-    if samples != 1:
-        raise Failed(f"flow_lower_bound draws {samples} samples with sample_latent_variables_from_posterior; draw one, "
-                     f"z_0, per image")
+    if not one_sample_per_image(arrays, check.params["batch"], check.function):
+        raise Named("flow_lower_bound never calls sample_latent_variables_from_posterior: draw z_0 with it, "
+                    "one per image")
     if not close(arrays["sampler_input"], encoder_output):
-        raise Failed("the sampler does not get the encoder's output, neural_net_predict(rec_params, data)")
+        raise Named("the sampler does not get the encoder's output, neural_net_predict(rec_params, data)")
     count = len(check.nets["flows"]) // 3
     if flows != count:
-        raise Failed(f"flow_lower_bound calls planar_flow {flows} times for {count} flows; apply each flow once, in order")
+        raise Failed(f"flow_lower_bound calls planar_flow {flows} times for {count} flows; apply each flow once, in order",
+                     mistake="planar_flow is not applied once per flow")
     z0 = z
     for k in range(count):
         u, w, b = (check.inputs[n] for n in check.nets["flows"][3 * k:3 * k + 3])
         if not close(arrays[f"flow{k}_u"], u):
-            raise Failed(f"call {k + 1} of planar_flow does not get flow {k + 1}'s parameters: apply flow_params in order")
+            raise Failed(f"call {k + 1} of planar_flow does not get flow {k + 1}'s parameters: apply flow_params in order",
+                         mistake="the flows are not applied in order")
         if not close(arrays[f"flow{k}_z"], z):
-            raise Failed(f"flow {k + 1} does not get the output of flow {k}: feed each flow's z_new into the next"
-                         if k else "the first flow does not get z_0, the sample from your sampler")
+            raise Named(f"flow {k + 1} does not get the output of flow {k}: feed each flow's z_new into the next"
+                        if k else "the first flow does not get z_0, the sample from your sampler")
         z = flow_stand_in(z, u, w, b)[0]
     latent = z.shape[1]
-    decoded = [arrays[f"network{i}_input"] for i in range(int(min(arrays["counts"][0], 4)))
-               if tuple(arrays[f"network{i}_shape"].astype(int))[:1] == (latent,)]
-    if not any(close(x, z) for x in decoded):
-        raise Failed("the decoder gets z_0; decode z_K, the output of the last flow"
-                     if count and any(close(x, z0) for x in decoded) else
-                     "the decoder, neural_net_predict(gen_params, z_K), does not get z_K")
-    if int(arrays["counts"][2]) != 1 or not (close(arrays["bernoulli_targets"], check.inputs[f"{check.key}/data"]) and
-                                             close(arrays["bernoulli_logits"], check.inputs[f"{check.key}/l0"])):
-        raise Failed("bernoulli_log_prob should be called once, with (data, the decoder's output for z_K)")
+    decoded = decoder_input(arrays, latent)
+    if decoded is None or not close(decoded, z):
+        raise Named("the decoder gets z_0; decode z_K, the output of the last flow"
+                    if count and decoded is not None and close(decoded, z0) else
+                    "the decoder, neural_net_predict(gen_params, z_K), does not get z_K")
+    if "bernoulli_targets" not in arrays or not (close(arrays["bernoulli_targets"], check.inputs[f"{check.key}/data"])
+                                                 and close(arrays["bernoulli_logits"], check.inputs[f"{check.key}/l0"])):
+        raise Named("bernoulli_log_prob should be called once, with (data, the decoder's output for z_K)")
     return True, ""
 
 

@@ -18,7 +18,10 @@ from .runner import Limits, run_submission
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "config.json")
 FIXTURES = os.path.join(HERE, "fixtures", "public.npz")
-FUNCTION_FAILURES = ("missing", "not_implemented", "signature")
+# a child's account of a function it could not run, and the name a grade summary counts it under
+IMPORT_FAILED = "the file failed to import"
+FUNCTION_FAILURES = {"missing": "not defined in the file", "not_implemented": "not implemented (still the stub)",
+                     "signature": "cannot be called with the assignment's signature"}
 
 
 class GraderError(RuntimeError):
@@ -118,6 +121,9 @@ def evaluate(path, include_hidden=False, isolation="none", config=None, use_refe
         result["warnings"].append(f"top-level code at line(s) {lines} of your file was not run: the grader runs only "
                                   f"imports, definitions and constants. Keep training under "
                                   f"`if __name__ == '__main__':`.")
+    for line, why in import_info.get("failed", []) if import_info.get("status") == "ok" else []:
+        result["warnings"].append(f"top-level code at line {line} of your file failed ({why}); it was skipped, and "
+                                  f"your functions were graded without it")
     for check in checks:
         result["tests"].append(judge_check(check, import_info, answers, expected[check.key]))
     score_result(result, checks, config)
@@ -131,16 +137,17 @@ def judge_check(check, import_info, answers, expected):
             "hidden": check.hidden, "advice": check.advice}
     if import_info.get("status") != "ok":
         return dict(test, status="failed", output=import_info.get("message", "your file could not be imported"),
-                    reason="import")
+                    reason="import", mistake=IMPORT_FAILED)
     for call in check.calls:
         header = answers[call["id"]][0]
         if header.get("status") in FUNCTION_FAILURES:
-            return dict(test, status="failed", output=header.get("message", ""), reason=header["status"])
+            return dict(test, status="failed", output=header.get("message", ""), reason=header["status"],
+                        mistake=FUNCTION_FAILURES[header["status"]])
     try:
         check.judge(answers, expected)
         return dict(test, status="passed", output="")
     except Failed as e:
-        return dict(test, status="failed", output=str(e))
+        return dict(test, status="failed", output=str(e), mistake=e.mistake)
     except Exception as e:  # a malformed answer the judge did not foresee: fail the check, never the grader
         return dict(test, status="failed", output=f"the grader could not judge this answer ({type(e).__name__}: {e})")
 

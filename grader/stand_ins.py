@@ -42,16 +42,42 @@ def constrain_stand_in(u, w):
     return 0.8 * u + 0.3 * w
 
 
-def recording(fn, record):
-    def stand_in(*args):
-        record.append(tuple(_plain(a) for a in args))
-        return fn(*args)
-    return stand_in
+# Every stand-in has exactly the signature of the function it replaces, so that a student's
+# keyword call (compute_KL(q_means_and_log_stds=q), planar_flow(z, u=u, w=w, b=b)) works as it
+# does with their own function; tests/test_grader.py compares them with the assignment's.
+def recording_constrain_u(record):
+    def constrain_u(u, w):
+        record.append((_plain(u), _plain(w)))
+        return constrain_stand_in(u, w)
+    return constrain_u
+
+
+def recording_planar_flow(record):
+    def planar_flow(z, u, w, b):
+        record.append(tuple(_plain(a) for a in (z, u, w, b)))
+        return flow_stand_in(z, u, w, b)
+    return planar_flow
 
 
 # name -> (record -> the stand-in), for calls that replace one helper of the graded function
-STAND_INS = {"constrain_u": lambda record: recording(constrain_stand_in, record),
-             "planar_flow": lambda record: recording(flow_stand_in, record)}
+STAND_INS = {"constrain_u": recording_constrain_u, "planar_flow": recording_planar_flow}
+
+
+def next_rows(cursors, helper, batch, x):
+    """Which images of the batch ``x`` stands for: all of them when it has a row for each; otherwise
+    the next ones in order, which is how a lower bound that loops over the images one (or a few)
+    at a time is followed."""
+    n = np.atleast_2d(_plain(x)).shape[0]
+    if n == batch:
+        return slice(None)
+    start = cursors.get(helper, 0)
+    cursors[helper] = start + n
+    return np.arange(start, start + n) % batch
+
+
+def _like(result, given):
+    """One row back as a vector (or a number) when the function was given a vector."""
+    return result[0] if anp.ndim(given) == 1 else result
 
 
 def make_stand_ins(chosen, record):
@@ -61,31 +87,39 @@ def make_stand_ins(chosen, record):
     Each stand-in is linear in its input around a base point the grader chose: at the base
     it returns the chosen value, and its gradient is the chosen one (for the sampler, the
     reparameterization identity dz/dmean = 1, dz/dlog_std = z - mean). Being linear, it
-    also has the finite differences that gradient predicts.
+    also has the finite differences that gradient predicts. Each works on the whole batch
+    or on its rows in turn (see next_rows).
     """
     z0, e0, l0 = chosen["z"], chosen["e0"], chosen["l0"]
-    latent = z0.shape[1]
+    batch, latent = z0.shape
+    cursors = {}
 
-    def network(params, inputs):
+    def neural_net_predict(params, inputs):
         first_layer = np.shape(params[0][0])
         record.setdefault("network", []).append((first_layer, _plain(inputs)))
         return provided_network(params, inputs)
 
-    def sampler(encoder_output):
+    def sample_latent_variables_from_posterior(encoder_output):
         record.setdefault("sampler", []).append(_plain(encoder_output))
-        shift = encoder_output - e0
-        return z0 + shift[:, :latent] + (z0 - e0[:, :latent]) * shift[:, latent:]
+        rows = next_rows(cursors, "sampler", batch, encoder_output)
+        shift = encoder_output - e0[rows]
+        z = z0[rows] + shift[..., :latent] + (z0[rows] - e0[rows, :latent]) * shift[..., latent:]
+        return _like(z, encoder_output)
 
-    def bernoulli(targets, logits):
+    def bernoulli_log_prob(targets, logits):
         record.setdefault("bernoulli", []).append((_plain(targets), _plain(logits)))
-        return chosen["B"] + anp.sum(chosen["dB"] * (logits - l0), axis=-1)
+        rows = next_rows(cursors, "bernoulli", batch, logits)
+        return _like(chosen["B"][rows] + anp.sum(chosen["dB"][rows] * (logits - l0[rows]), axis=-1), logits)
 
-    def kl(encoder_output):
-        record.setdefault("kl", []).append(_plain(encoder_output))
-        return chosen["K"] + anp.sum(chosen["dK"] * (encoder_output - e0), axis=-1)
+    def compute_KL(q_means_and_log_stds):
+        record.setdefault("kl", []).append(_plain(q_means_and_log_stds))
+        rows = next_rows(cursors, "kl", batch, q_means_and_log_stds)
+        return _like(chosen["K"][rows] + anp.sum(chosen["dK"][rows] * (q_means_and_log_stds - e0[rows]), axis=-1),
+                     q_means_and_log_stds)
 
-    stand_ins = dict(zip(VAE_BOUND_HELPERS, (network, sampler, bernoulli, kl)))
-    stand_ins["planar_flow"] = recording(flow_stand_in, record.setdefault("planar_flow", []))
+    stand_ins = {f.__name__: f for f in (neural_net_predict, sample_latent_variables_from_posterior,
+                                         bernoulli_log_prob, compute_KL)}
+    stand_ins["planar_flow"] = recording_planar_flow(record.setdefault("planar_flow", []))
     return stand_ins
 
 
@@ -124,22 +158,36 @@ def lower_bound_with_stand_ins(module, fn, params, data, chosen, gradient=True, 
                 module.__dict__[name] = original
 
 
+def _stacked(arrays):
+    """The rows of several calls' arguments, one after another (one call's when they do not stack)."""
+    rows = [np.atleast_2d(a) for a in arrays]
+    try:
+        return np.concatenate(rows)
+    except ValueError:
+        return rows[0]
+
+
 def summarize(value, flat_grad, record, to_float_array):
-    """What the parent receives: plain arrays only."""
+    """What the parent receives: plain arrays only. Each helper's inputs are stacked over its
+    calls, so a lower bound that works one image at a time reads like one that works on the batch."""
     out = {"out": to_float_array(value, "what the lower bound returned")}
     if flat_grad is not None:
         out["grad"] = to_float_array(flat_grad, "the gradient")
     out["counts"] = np.array([len(record.get(part, [])) for part in ("network", "sampler", "bernoulli", "kl",
                                                                      "planar_flow")], float)
-    for i, (first_layer, inputs) in enumerate(record.get("network", [])[:4]):
-        out[f"network{i}_shape"] = np.array(first_layer, float)
-        out[f"network{i}_input"] = inputs
+    by_first_layer = {}
+    for first_layer, inputs in record.get("network", []):
+        by_first_layer.setdefault(first_layer[:1], []).append(inputs)
+    for i, (rows, inputs) in enumerate(list(by_first_layer.items())[:4]):
+        out[f"network{i}_shape"] = np.array(rows, float)
+        out[f"network{i}_input"] = _stacked(inputs)
     if record.get("sampler"):
-        out["sampler_input"] = record["sampler"][0]
+        out["sampler_input"] = _stacked(record["sampler"])
     if record.get("bernoulli"):
-        out["bernoulli_targets"], out["bernoulli_logits"] = record["bernoulli"][0]
+        out["bernoulli_targets"] = _stacked([t for t, _ in record["bernoulli"]])
+        out["bernoulli_logits"] = _stacked([l for _, l in record["bernoulli"]])
     if record.get("kl"):
-        out["kl_input"] = record["kl"][0]
+        out["kl_input"] = _stacked(record["kl"])
     for i, (z, u, _, _) in enumerate(record.get("planar_flow", [])[:16]):
         out[f"flow{i}_z"], out[f"flow{i}_u"] = z, u
     return out

@@ -63,6 +63,15 @@ BUGS.update({
                                     "    z = sample_latent_variables_from_posterior(q)\n"
                                     "    total = total + bernoulli_log_prob(data, neural_net_predict(gen_params, z))\n"
                                     "return np.mean(total / 2 - compute_KL(q))", "2 samples"),
+    # the real patterns of issue #10
+    "sample_reseeds": (S, SPLIT + "npr.seed(0)\nreturn mean + np.exp(log_std) * npr.randn(*mean.shape)", "reseeds"),
+    "sample_fixed_generator": (S, SPLIT + "import numpy\nrng = numpy.random.default_rng(42)\n"
+                                  "return mean + np.exp(log_std) * rng.standard_normal(mean.shape)", "reseeds"),
+    "lower_bound_np_average": (LB, LB_HEAD + "return np.average(bernoulli_log_prob(data, logits) - compute_KL(q))",
+                               "autograd cannot differentiate np.average; use np.mean"),
+    "bernoulli_naive_per_pixel": (B, "p = 1 / (1 + np.exp(-logits))\n"
+                                     "return targets * np.log(p) + (1 - targets) * np.log(1 - p)",
+                                  "one value per element"),
 })
 ADAM_TAIL = "return params, m, v"
 BUGS.update({
@@ -88,6 +97,9 @@ BUGS.update({
     "adam_ignores_learning_rate": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
                                       "params = params + 0.001 * (m / (1 - beta1 ** t)) / "
                                       "(np.sqrt(v / (1 - beta2 ** t)) + epsilon)\n" + ADAM_TAIL, "params after step"),
+    "adam_slightly_off": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
+                             "params = params + (1 + 5e-7) * learning_rate * (m / (1 - beta1 ** t)) / "
+                             "(np.sqrt(v / (1 - beta2 ** t)) + epsilon)\n" + ADAM_TAIL, "relative difference"),
 })
 
 # correct answers written differently: full marks
@@ -107,6 +119,24 @@ ALTERNATIVES = {
                        "std = np.exp(q_means_and_log_stds[:, L:])\n"
                        "return np.sum(-np.log(std) + (std ** 2 + mean ** 2) / 2 - 0.5, axis=-1)"),
     "lower_bound_np_mean": (LB, LB_HEAD + "return np.mean(bernoulli_log_prob(data, logits) - compute_KL(q))"),
+    "lower_bound_keywords": (LB, "q = neural_net_predict(params=rec_params, inputs=data)\n"
+                                 "z = sample_latent_variables_from_posterior(encoder_output=q)\n"
+                                 "logits = neural_net_predict(params=gen_params, inputs=z)\n"
+                                 "return np.mean(bernoulli_log_prob(targets=data, logits=logits) "
+                                 "- compute_KL(q_means_and_log_stds=q))"),
+    "lower_bound_row_by_row": (LB, "total = 0.0\n"
+                                   "for i in range(data.shape[0]):\n"
+                                   "    q = neural_net_predict(rec_params, data[i:i + 1])\n"
+                                   "    z = sample_latent_variables_from_posterior(q)\n"
+                                   "    logits = neural_net_predict(gen_params, z)\n"
+                                   "    total = total + np.sum(bernoulli_log_prob(data[i:i + 1], logits) - compute_KL(q))\n"
+                                   "return total / data.shape[0]"),
+    "lower_bound_row_vectors": (LB, "bounds = []\n"
+                                    "for x in data:\n"
+                                    "    q = neural_net_predict(rec_params, x)\n"
+                                    "    logits = neural_net_predict(gen_params, sample_latent_variables_from_posterior(q))\n"
+                                    "    bounds.append(bernoulli_log_prob(x, logits) - compute_KL(q))\n"
+                                    "return sum(bounds) / len(bounds)"),
     "adam_folded_step": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
                             "m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)\n"
                             "return params + learning_rate * m_hat / (np.sqrt(v_hat) + epsilon), m, v"),
@@ -175,6 +205,10 @@ FLOW_BUGS = {
                                                        "encoder_output)\nlogits = "), "draws 2 samples"),
 }
 FLOW_ALTERNATIVES = {
+    "planar_keywords": (P, "u_hat = constrain_u(u=u, w=w)\nh = np.tanh(np.dot(z, w) + b)\n"
+                           "log_det = np.log(np.abs(1 + (1 - h ** 2) * np.dot(w, u_hat)))\n" + PLANAR_TAIL),
+    "bound_keywords": (FB, bound(CORRECT, loop=FLOWS_LOOP.replace("planar_flow(z, u, w, b)",
+                                                                  "planar_flow(z, u=u, w=w, b=b)"))),
     "constrain_softplus_by_hand": (C, WU + "softplus = np.maximum(wu, 0) + np.log1p(np.exp(-np.abs(wu)))\n"
                                           "return u + (softplus - 1 - wu) / np.sum(w ** 2) * w"),
     "planar_with_psi": (P, "u_hat = constrain_u(u, w)\nh = np.tanh(z @ w + b)\npsi = (1 - h ** 2)[:, None] * w\n"

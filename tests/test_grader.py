@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -18,6 +19,18 @@ POINTS = load_config()["points"]
 ALL_BUGS = {**{("vae", k): v for k, v in BUGS.items()}, **{("flows", k): v for k, v in FLOW_BUGS.items()}}
 ALL_ALTERNATIVES = {**{("vae", k): v for k, v in ALTERNATIVES.items()},
                     **{("flows", k): v for k, v in FLOW_ALTERNATIVES.items()}}
+
+
+_graded = {}
+
+
+def graded(tmp_path, part, name, function, code):
+    """evaluate() of the reference with one function replaced, hidden checks included; computed once
+    per run, so that the portable runner's test can compare with the same results."""
+    if (part, name) not in _graded:
+        _graded[part, name] = evaluate(write(tmp_path, f"{part}.py", source_with({function: code}, part)),
+                                       include_hidden=True)
+    return _graded[part, name]
 
 
 def scores(result):
@@ -71,7 +84,7 @@ def test_stubs_earn_zero_each_reported_not_implemented(tmp_path):
 @pytest.mark.parametrize("part, bug", sorted(ALL_BUGS), ids=[bug for _, bug in sorted(ALL_BUGS)])
 def test_each_mistake_loses_marks_on_its_own_function_only(part, bug, tmp_path):
     function, code, hint = ALL_BUGS[part, bug]
-    result = evaluate(write(tmp_path, f"{part}.py", source_with({function: code}, part)), include_hidden=True)
+    result = graded(tmp_path, part, bug, function, code)
     got = scores(result)
     assert got[function] < POINTS[function], f"{bug} was not caught:\n{text_report(result)}"
     for other in PARTS[part]:
@@ -94,9 +107,24 @@ def test_students_self_check_names_each_mistake_from_the_stored_values(part, bug
 @pytest.mark.parametrize("part, alternative", sorted(ALL_ALTERNATIVES), ids=[a for _, a in sorted(ALL_ALTERNATIVES)])
 def test_correct_alternatives_earn_full_marks(part, alternative, tmp_path):
     function, code = ALL_ALTERNATIVES[part, alternative]
-    result = evaluate(write(tmp_path, f"{part}.py", source_with({function: code}, part)), include_hidden=True)
+    result = graded(tmp_path, part, alternative, function, code)
     assert scores(result)[function] == POINTS[function], failures(result, function)
     assert result["score"] == result["max_score"]
+
+
+def test_portable_runner_gives_the_same_verdicts_on_every_bug_and_alternative(tmp_path, monkeypatch):
+    """VAE_GRADER_PORTABLE=1 forces the runner a Windows or macOS laptop uses (a subprocess, a results
+    file, a plain kill); every test's status, score and message must be what the Linux runner gives."""
+    import grader.runner
+    everything = {**{key: (f, c) for key, (f, c, _) in ALL_BUGS.items()}, **ALL_ALTERNATIVES}
+    linux = {key: graded(tmp_path, *key, *value) for key, value in everything.items()}
+    monkeypatch.setenv("VAE_GRADER_PORTABLE", "1")
+    assert grader.runner.portable()
+    verdict = lambda result: ([(t["name"], t["status"], t["score"], t["output"]) for t in result["tests"]],
+                              result["warnings"])
+    for (part, name), (function, code) in everything.items():
+        result = evaluate(write(tmp_path, f"{part}.py", source_with({function: code}, part)), include_hidden=True)
+        assert verdict(result) == verdict(linux[part, name]), name
 
 
 def test_naive_bernoulli_gets_stability_advice_without_losing_points(tmp_path):
@@ -121,6 +149,76 @@ def test_training_at_module_level_is_not_run_but_functions_are_graded(tmp_path):
     result = evaluate(write(tmp_path, "vae.py", source))
     assert result["score"] == 100
     assert result["warnings"] and "was not run" in result["warnings"][0]
+
+
+def test_top_level_training_without_a_main_guard_keeps_full_marks(tmp_path):
+    """The coursework's own pattern: load, count batches and train at the top level, no main guard.
+    num_batches reads train_images, which only the skipped load_mnist() line defines."""
+    source = source_with({}) + textwrap.dedent("""
+        batch_size = 100
+        train_images, train_labels, test_images, test_labels = load_mnist()
+        num_batches = int(np.ceil(len(train_images) / batch_size))
+        init_gen_params = init_net_params([2, 200, 784])
+        for epoch in range(30):
+            for batch in range(num_batches):
+                pass
+        """)
+    result = evaluate(write(tmp_path, "vae.py", source))
+    assert result["score"] == 100, text_report(result)
+    skipped = len(source_with({}).splitlines()) + 3
+    assert f"line(s) {skipped}, {skipped + 1}" in result["warnings"][0], result["warnings"]
+
+
+def test_a_failing_top_level_statement_is_a_warning_not_a_zero(tmp_path):
+    source = source_with({}) + "\nsaved_weights = np.load('weights_from_last_week.npy')\n"
+    result = evaluate(write(tmp_path, "vae.py", source))
+    assert result["score"] == 100, text_report(result)
+    warning = " ".join(result["warnings"])
+    assert "failed (FileNotFoundError" in warning and "weights_from_last_week.npy" in warning
+    assert "warning: top-level code at line" in text_report(result)
+
+
+def test_stand_ins_have_the_signatures_of_the_functions_they_replace():
+    """A student's keyword call must reach the stand-in as it would reach their own function."""
+    import ast
+    import inspect
+    import numpy as np
+    from grader.stand_ins import STAND_INS, make_stand_ins
+
+    def signatures(path):
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        return {node.name: [a.arg for a in node.args.args] for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+    assignment = {**signatures(os.path.join(ROOT, "assignment", "vae.py")),
+                  **signatures(os.path.join(ROOT, "assignment", "flows.py"))}
+    chosen = {k: np.zeros((2, 4)) for k in ("z", "e0", "l0", "B", "dB", "K", "dK")}
+    stand_ins = {**make_stand_ins(chosen, {}), **{name: make([]) for name, make in STAND_INS.items()}}
+    assert set(stand_ins) == {"neural_net_predict", "sample_latent_variables_from_posterior", "bernoulli_log_prob",
+                              "compute_KL", "planar_flow", "constrain_u"}
+    for name, stand_in in stand_ins.items():
+        assert list(inspect.signature(stand_in).parameters) == assignment[name], name
+
+
+def test_stability_advice_waits_until_the_values_are_right(tmp_path):
+    """A naive Bernoulli term without the sum over pixels: the shape is the mistake, not stability."""
+    function, code, _ = BUGS["bernoulli_naive_per_pixel"]
+    result = evaluate(write(tmp_path, "vae.py", source_with({function: code})))
+    advice = next(t for t in result["tests"] if t["advice"])
+    assert "not judged" in advice["output"] and "sigmoid" not in advice["output"], advice["output"]
+    report = text_report(result)
+    assert report.index("one value per element") < report.index("not judged")
+
+
+def test_a_tiny_difference_is_shown_with_the_digits_that_differ(tmp_path):
+    import re
+    function, code, _ = BUGS["adam_slightly_off"]  # a step 5e-7 too long, within 6 digits of the right one
+    result = evaluate(write(tmp_path, "vae.py", source_with({function: code})))
+    message = failures(result, function)
+    expected, got, relative = re.search(r"expected (\S+), got (\S+) at index \(\d+,\) \(relative difference (\S+)\)",
+                                        message).groups()
+    assert expected != got and 0 < abs(float(got) / float(expected) - 1) <= 1e-6, message
+    assert 1e-7 < float(relative) <= 5e-7, message  # beyond the tolerance (1e-7), within the 5e-7 of the bug
 
 
 def test_missing_function_and_wrong_signature_cost_only_that_function(tmp_path):
@@ -362,6 +460,36 @@ def test_batch_grading_a_mixed_folder(tmp_path):
     run_grader("grade", str(folder), "--out", str(out), "--force")
     rows = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
     assert float(rows["bea"]["total"]) == 80
+
+
+def test_grade_writes_what_the_class_got_wrong(tmp_path):
+    """summary.md: scores per function, each named mistake with its students (most frequent first,
+    once per student), import failures and partly run files; and a figure of the scores."""
+    folder, out = tmp_path / "class", tmp_path / "out"
+    folder.mkdir()
+    logvar = {"compute_KL": BUGS["kl_logvar"][1]}
+    write(folder, "ada.py", source_with({}))
+    write(folder, "bea.py", source_with(logvar))
+    write(folder, "gil.py", source_with({**logvar, "sample_latent_variables_from_posterior": BUGS["sample_reseeds"][1]}))
+    write(folder, "hal.py", source_with({"vae_lower_bound": BUGS["lower_bound_sum"][1]}))
+    write(folder, "cy.py", "def broken(:\n")
+    write(folder, "ivy.py", source_with({}) + "\ntrain_images = load_mnist()[1]\nn = len(train_images)\n")
+    result = run_grader("grade", str(folder), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "summary.md" in result.stdout
+    summary = (out / "summary.md").read_text()
+    table = summary[summary.index("## Mistakes"):summary.index("## Files that failed")]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "students |" not in line]
+    assert "log-variance" in rows[0] and rows[0].startswith("| 2 | compute_KL |") and rows[0].endswith("| bea, gil |")
+    assert any("reseeds" in r and r.endswith("| gil |") for r in rows)
+    assert any("summed over the batch" in r and r.endswith("| hal |") for r in rows)
+    assert not any("ada" in r or "ivy" in r or "cy" in r.split("|")[-2] for r in rows)
+    assert "- **cy**: importing your file failed: SyntaxError" in summary
+    partly = summary[summary.index("only partly run"):]
+    assert "- **ivy**: top-level code at line(s)" in partly and "ada" not in partly
+    assert "| compute_KL | 3 | 0 | 3 | 10.0 / 20 |" in summary  # ada, hal, ivy full; bea, gil, cy zero
+    with open(out / "scores.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_public_json_is_what_check_json_prints(reference_result):
