@@ -4,7 +4,7 @@
 The plotting helpers import matplotlib only when first used, so importing this package
 stays quick.
 """
-from .mnist import MNISTError, MNISTUnavailable, load_arrays, load_mnist, read_idx
+from .mnist import MNISTError, MNISTUnavailable, describe, load_arrays, load_mnist, read_idx
 
 
 def save_images(images, file_name, **kwargs):
@@ -19,5 +19,5 @@ def plot_lower_bound(history, file_name):
     return plot(history, file_name)
 
 
-__all__ = ["load_mnist", "load_arrays", "save_images", "plot_lower_bound", "read_idx",
+__all__ = ["load_mnist", "load_arrays", "describe", "save_images", "plot_lower_bound", "read_idx",
            "MNISTError", "MNISTUnavailable"]

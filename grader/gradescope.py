@@ -52,7 +52,7 @@ PYTHON="${VAE_GRADER_PYTHON:-$root/venv/bin/python}"
 exec "$PYTHON" -m grader gradescope-run --root "$root"
 """
 
-GRADING_REQUIREMENTS_SKIP = ("nbgrader", "nbformat", "mlxtend", "pytest", "#")
+GRADING_REQUIREMENTS_SKIP = ("nbgrader", "nbformat", "nbconvert", "mlxtend", "scikit-learn", "pytest", "pyyaml", "#")
 
 
 def grading_requirements():

@@ -143,7 +143,7 @@ c.Execute.timeout = 120
 
 
 def write_course(directory):
-    """DIR/nbgrader_config.py and DIR/source/vae/ (notebook, data package, public grader)."""
+    """DIR/nbgrader_config.py and DIR/source/vae/ (notebook, data package, training_tools.py, public grader)."""
     assignment = os.path.join(directory, "source", "vae")
     os.makedirs(assignment, exist_ok=True)
     with open(os.path.join(directory, "nbgrader_config.py"), "w") as f:
@@ -155,6 +155,7 @@ def write_course(directory):
     for name in os.listdir(os.path.join(ROOT, "data")):
         if name.endswith(".py"):
             shutil.copyfile(os.path.join(ROOT, "data", name), os.path.join(data, name))
+    shutil.copyfile(os.path.join(ROOT, "assignment", "training_tools.py"), os.path.join(assignment, "training_tools.py"))
     grader = os.path.join(assignment, "grader")
     shutil.rmtree(grader, ignore_errors=True)
     for name in BUNDLED_GRADER:

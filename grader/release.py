@@ -140,7 +140,8 @@ the assignment's own vae.py, so a mistake in yours costs nothing there) and
 def student_requirements():
     with open(os.path.join(ROOT, "requirements.txt")) as f:
         lines = f.read().splitlines()
-    return "\n".join(line for line in lines if not line.startswith(("nbgrader", "nbformat", "# instructors"))) + "\n"
+    skip = ("nbgrader", "nbformat", "nbconvert", "scikit-learn", "pyyaml", "# instructors", "# the report")
+    return "\n".join(line for line in lines if not line.startswith(skip)) + "\n"
 
 
 def build_bundle(out_dir):
@@ -150,7 +151,8 @@ def build_bundle(out_dir):
     folder = os.path.join(out_dir, "vae-assignment")
     shutil.rmtree(folder, ignore_errors=True)
     files = {os.path.basename(a): assignment_source(s) for s, a in GENERATED}
-    files.update({"README.md": STUDENT_README, "requirements.txt": student_requirements()})
+    files.update({"README.md": STUDENT_README, "requirements.txt": student_requirements(),
+                  "training_tools.py": open(os.path.join(ROOT, "assignment", "training_tools.py")).read()})
     for name in sorted(os.listdir(os.path.join(ROOT, "data"))):
         if name.endswith(".py"):
             files[f"data/{name}"] = open(os.path.join(ROOT, "data", name)).read()

@@ -68,11 +68,20 @@ def companion_vae():
     raise FileNotFoundError("the assignment's vae.py (assignment/vae.py) is missing: run python -m grader release")
 
 
+def provided_module():
+    """training_tools.py, which vae.py imports: in the kit, assignment/training_tools.py; in the
+    student bundle, beside vae.py."""
+    for path in (os.path.join(ROOT, "training_tools.py"), os.path.join(os.path.dirname(ASSIGNMENT), "training_tools.py")):
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError("training_tools.py (assignment/training_tools.py) is missing")
+
+
 def prepare_folders(submission_path, module="vae"):
     """(work folder, control folder).
 
     The work folder holds what the student's code may touch: the submission (as vae.py or
-    flows.py), the assignment's vae.py beside a flows.py, and data/. The control folder holds
+    flows.py), the assignment's vae.py beside a flows.py, training_tools.py and data/. The control folder holds
     what the child runs and reads before any student code does: child.py, stand_ins.py, the
     request and its inputs. A child that drops root can neither read nor change it, so a
     restarted child never runs anything the student's code wrote."""
@@ -81,6 +90,7 @@ def prepare_folders(submission_path, module="vae"):
     shutil.copyfile(submission_path, os.path.join(workdir, f"{module}.py"))
     if module != "vae":
         shutil.copyfile(companion_vae(), os.path.join(workdir, "vae.py"))
+    shutil.copyfile(provided_module(), os.path.join(workdir, "training_tools.py"))
     for name in ("child.py", "stand_ins.py"):
         shutil.copyfile(os.path.join(HERE, name), os.path.join(control, name))
     shutil.copytree(os.path.join(ROOT, "data"), os.path.join(workdir, "data"),

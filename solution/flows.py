@@ -21,19 +21,15 @@ Your part: the three functions marked YOUR CODE HERE; they use your vae.py for t
 networks, the sampler and the Bernoulli term. `python flows.py --flows 5` trains a VAE
 with 5 flows and writes its lower bound and reconstructions into results/flows5/.
 """
-import argparse
-import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vae import (_rng_state_from_json, _rng_state_to_json, adam_step, as_networks, as_pixels,  # noqa: E402
-                 bernoulli_log_prob, binarize, init_net_params, load_mnist, neural_net_predict, np, npr,
-                 reuse_freed_memory, sample_latent_variables_from_posterior, save_images, sigmoid,
-                 stop_if_unfinished, value_and_grads)
+from vae import (as_networks, bernoulli_log_prob, init_model, init_net_params, model_config,  # noqa: E402
+                 neural_net_predict, np, npr, sample_latent_variables_from_posterior, sigmoid, train)
+from training_tools import kit_errors, load_data, parse_args, saved_run, stop_if_unfinished  # noqa: E402
 
-HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
+HALF_LOG_2PI = float(0.5 * np.log(2 * np.pi))  # a Python float: float32 stays float32
 
 
 def init_flow_params(num_flows, latent_dim, scale=0.01, rs=npr):
@@ -118,65 +114,15 @@ def split_model(arrays, num_flows):
     return gen, rec, [tuple(arrays[i:i + 3]) for i in range(first_flow, len(arrays), 3)]
 
 
-def test_lower_bound(gen, rec, flows, binary_images, chunk=1000):
-    """The lower bound per image over a fixed binarized test set, without touching the training RNG."""
-    state = npr.get_state()
-    npr.seed(1)
-    total = sum(flow_lower_bound(gen, rec, flows, binary_images[i:i + chunk]) * len(binary_images[i:i + chunk])
-                for i in range(0, len(binary_images), chunk))
-    npr.set_state(state)
-    return float(total) / len(binary_images)
-
-
-def train_flows(num_flows, train_images, test_images, out, epochs=30, latent_dim=50, hidden=(200, 200),
-                batch_size=200, lr=0.001, seed=0, quiet=False):
-    """Train a VAE with ``num_flows`` planar flows; checkpoint every epoch, resume from OUT.
-
-    Returns (gen, rec, flows, history).
-    """
-    os.makedirs(out, exist_ok=True)
-    checkpoint = os.path.join(out, "checkpoint.npz")
-    npr.seed(seed)
-    hidden = list(hidden)
-    arrays = [a for layer in init_net_params([latent_dim] + hidden + [784]) + init_net_params(
-        [784] + hidden + [2 * latent_dim]) for a in layer]
-    arrays += [a for flow in init_flow_params(num_flows, latent_dim) for a in flow]
-    m, v, t, history = [np.zeros_like(a) for a in arrays], [np.zeros_like(a) for a in arrays], 0, []
-    if os.path.exists(checkpoint):
-        with np.load(checkpoint) as saved:
-            arrays = [saved[f"p{i}"] for i in range(len(arrays))]
-            m = [saved[f"m{i}"] for i in range(len(arrays))]
-            v = [saved[f"v{i}"] for i in range(len(arrays))]
-            t, history = int(saved["t"]), json.loads(str(saved["history"]))
-            npr.set_state(_rng_state_from_json(json.loads(str(saved["rng"]))))
-    reuse_freed_memory()
-    pixels = as_pixels(train_images)
-    binary_test = binarize(as_pixels(test_images), np.float64, npr.RandomState(0))
-    objective = lambda arrays, batch: flow_lower_bound(*split_model(arrays, num_flows), batch)
-    batches = int(np.ceil(len(pixels) / batch_size))
-    for epoch in range(len(history) + 1, epochs + 1):
-        start, total = time.time(), 0.0
-        order = npr.permutation(len(pixels))
-        for i in range(batches):
-            batch = binarize(pixels[order[i * batch_size:(i + 1) * batch_size]], np.float64)
-            value, grads = value_and_grads(objective, arrays, batch)
-            t += 1
-            for j in range(len(arrays)):
-                arrays[j], m[j], v[j] = adam_step(arrays[j], grads[j], m[j], v[j], t, learning_rate=lr)
-            total += value
-        seconds = time.time() - start
-        history.append({"epoch": epoch, "train": float(total / batches),
-                        "test": test_lower_bound(*split_model(arrays, num_flows), binary_test),
-                        "seconds": round(seconds, 2)})
-        np.savez(checkpoint + ".part.npz", t=t, history=json.dumps(history),
-                 rng=json.dumps(_rng_state_to_json(npr.get_state())),
-                 **{f"p{i}": a for i, a in enumerate(arrays)}, **{f"m{i}": a for i, a in enumerate(m)},
-                 **{f"v{i}": a for i, a in enumerate(v)})
-        os.replace(checkpoint + ".part.npz", checkpoint)
-        if not quiet:
-            print(f"K={num_flows} epoch {epoch:3d}/{epochs}  train {history[-1]['train']:8.2f}  "
-                  f"test {history[-1]['test']:8.2f}  ({seconds:.1f} s)", flush=True)
-    return (*split_model(arrays, num_flows), history)
+def train_flows(args, train_images, test_images, data):
+    """Train a VAE with args.flows planar flows, with vae.py's training loop: checkpoints every
+    epoch, --resume from OUT. Returns (gen, rec, flows, history)."""
+    config = model_config(args, data)
+    arrays = init_model(config)  # seeds the generator, then the flows are drawn
+    arrays += [a.astype(args.dtype) for flow in init_flow_params(args.flows, args.latent_dim) for a in flow]
+    lower_bound = lambda arrays, batch: flow_lower_bound(*split_model(arrays, args.flows), batch)
+    arrays, history = train(args, train_images, test_images, data, lower_bound=lower_bound, params=arrays)
+    return (*split_model(arrays, args.flows), history)
 
 
 def reconstructions(gen, rec, flows, images):
@@ -187,34 +133,23 @@ def reconstructions(gen, rec, flows, images):
     return sigmoid(neural_net_predict(gen, z))
 
 
-def stop_if_unfinished_flows():
-    """Exit with one line naming the first function still to write (vae.py's first, then these)."""
-    stop_if_unfinished()
-    z, u, w, b = np.zeros((1, 2)), np.ones(2), np.ones(2), np.zeros(1)
-    calls = [("constrain_u", lambda: constrain_u(u, w)), ("planar_flow", lambda: planar_flow(z, u, w, b)),
-             ("flow_lower_bound", lambda: flow_lower_bound(init_net_params([1, 4], rs=npr.RandomState(0)),
-                                                           init_net_params([4, 2], rs=npr.RandomState(0)),
-                                                           [], np.zeros((1, 4))))]
-    stop_if_unfinished(calls, "flows.py")
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Train a VAE with planar flows on MNIST.")
-    p.add_argument("--flows", type=int, default=5, help="number of planar flows K (0: the plain VAE's form)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", default=None, help="default: results/flowsK")
-    args = p.parse_args(argv)
-    if args.flows < 0 or args.epochs < 1:
-        p.error("--flows must be 0 or more and --epochs positive")
-    out = args.out or os.path.join("results", f"flows{args.flows}")
-    stop_if_unfinished_flows()
-    _, train_images, _, test_images, _ = load_mnist(args.data_dir)
-    gen, rec, flows, history = train_flows(args.flows, train_images, test_images, out, epochs=args.epochs)
+    args = parse_args("Train a VAE with planar flows on MNIST.", argv, flows=True)
+    stop_if_unfinished(sys.modules["vae"], sys.modules[__name__])
+    with kit_errors("flows.py", args):
+        mnist = load_data(args)
+        _, train_images, _, test_images, _ = mnist
+        if args.figures_only:
+            arrays, history = saved_run(args, mnist.source)
+            gen, rec, flows = split_model(arrays, args.flows)
+        else:
+            gen, rec, flows, history = train_flows(args, train_images, test_images, mnist.source)
+    from data import save_images
     save_images(np.concatenate([test_images[:10], reconstructions(gen, rec, flows, test_images[:10])]),
-                os.path.join(out, "reconstructions.png"), ims_per_row=10, row_labels=["test image", "reconstruction"],
-                title=f"Reconstructions with {args.flows} planar flows")
-    print(f"test lower bound {history[-1]['test']:.2f} nats; figures in {out}/")
+                os.path.join(args.out, "reconstructions.png"), ims_per_row=10,
+                row_labels=["test image", "reconstruction"], title=f"Reconstructions with {args.flows} planar flows")
+    if history:
+        print(f"test lower bound {history[-1]['test']:.2f} nats; figures in {args.out}/")
 
 
 if __name__ == "__main__":

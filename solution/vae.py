@@ -24,22 +24,24 @@ the shapes. `python -m grader check vae.py` tells you which are right, with a hi
 each mistake; `python vae.py` trains (30 epochs, a few minutes) and writes the figures
 into results/; `python vae.py --help` lists the options.
 """
-import argparse
-import json
 import os
 import sys
 import time
 
 import autograd.numpy as np
 import autograd.numpy.random as npr
-from autograd.core import VJPNode, add_outgrads
-from autograd.tracer import new_box, toposort, trace_stack
 
-try:
-    from data import load_mnist, plot_lower_bound, save_images
-except ImportError:  # run from inside the kit, where data/ sits one folder up
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from data import load_mnist, plot_lower_bound, save_images
+try:  # training_tools.py and data/ come with the assignment, beside this file
+    import training_tools  # noqa: F401
+except ImportError:  # inside the kit, training_tools.py is in assignment/
+    sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assignment"))
+    try:
+        import training_tools  # noqa: F401
+    except ImportError as e:
+        sys.exit(f"vae.py: {e}. vae.py needs training_tools.py and the data/ folder, which come beside it with "
+                 f"the assignment: keep the assignment's files together.")
+from training_tools import (kit_errors, load_data, parse_args, resume, reuse_freed_memory, saved_run,
+                            save_checkpoint, stop_if_unfinished, value_and_grads, write_figures)
 
 
 # ----------------------------------------------------------------------------------------
@@ -217,37 +219,8 @@ def adam_step(params, gradient, m, v, t, learning_rate=0.001, beta1=0.9, beta2=0
 
 
 # ----------------------------------------------------------------------------------------
-# Training, checkpoints and figures (provided).
-
-GRADED_FUNCTIONS = ["sample_latent_variables_from_posterior", "bernoulli_log_prob",
-                    "compute_KL", "vae_lower_bound", "adam_step"]
-
-
-def stop_if_unfinished(calls=None, script="vae.py"):
-    """Exit with one line naming the first graded function that is still a stub.
-
-    calls: (name, function of no arguments) in the order students meet them; by default
-    this file's five.
-    """
-    if calls is None:
-        tiny_net = init_net_params([4, 2], rs=npr.RandomState(0))
-        calls = zip(GRADED_FUNCTIONS, [
-            lambda: sample_latent_variables_from_posterior(np.zeros((1, 2))),
-            lambda: bernoulli_log_prob(np.zeros((1, 4)), np.zeros((1, 4))),
-            lambda: compute_KL(np.zeros((1, 2))),
-            lambda: vae_lower_bound(init_net_params([1, 4], rs=npr.RandomState(0)), tiny_net, np.zeros((1, 4))),
-            lambda: adam_step(np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), 1)])
-    state = npr.get_state()
-    for name, call in calls:
-        try:
-            call()
-        except NotImplementedError:
-            sys.exit(f"{script}: {name} is not implemented yet. Replace its "
-                     f"'raise NotImplementedError()' with your code, then run again.")
-        except Exception:
-            break  # a real bug: let training show the full traceback
-    npr.set_state(state)
-
+# Training (provided). training_tools.py holds the machinery: the fast gradient, checkpoints,
+# figures; none of it is graded.
 
 def binarize(pixels, dtype, rs=npr):
     """Dynamic binarization: each pixel is on with probability equal to its intensity.
@@ -263,61 +236,23 @@ def as_pixels(images):
     return np.round(np.asarray(images) * 255).astype(np.uint8)
 
 
-def test_lower_bound(gen_params, rec_params, binary_test_images, chunk=2000):
-    """ELBO per image over a fixed binarized test set, without touching the training RNG."""
+def test_lower_bound(lower_bound, params, binary_test_images, chunk=2000):
+    """The lower bound per image over a fixed binarized test set, without touching the training RNG."""
     state = npr.get_state()
     npr.seed(1)
-    total = sum(vae_lower_bound(gen_params, rec_params, binary_test_images[i:i + chunk])
-                * len(binary_test_images[i:i + chunk])
+    total = sum(lower_bound(params, binary_test_images[i:i + chunk]) * len(binary_test_images[i:i + chunk])
                 for i in range(0, len(binary_test_images), chunk))
     npr.set_state(state)
     return float(total) / len(binary_test_images)
 
 
-def save_checkpoint(path, flat_params, m, v, t, history, config):
-    """Everything needed to resume, written to a temporary file and then renamed."""
-    tmp = path + ".part.npz"
-    np.savez(tmp, flat_params=flat_params, m=m, v=v, t=t,
-             history=json.dumps(history), config=json.dumps(config),
-             rng=np.array(json.dumps(_rng_state_to_json(npr.get_state()))))
-    os.replace(tmp, path)
-    history_path = os.path.join(os.path.dirname(path), "history.json")
-    with open(history_path + ".part", "w") as f:
-        json.dump({"config": config, "history": history}, f, indent=1)
-    os.replace(history_path + ".part", history_path)
-
-
-def load_checkpoint(path):
-    with np.load(path) as saved:
-        state = {key: saved[key] for key in saved.files}
-    return (state["flat_params"], state["m"], state["v"], int(state["t"]),
-            json.loads(str(state["history"])), json.loads(str(state["config"])),
-            _rng_state_from_json(json.loads(str(state["rng"]))))
-
-
-def _rng_state_to_json(state):
-    name, keys, pos, has_gauss, cached = state
-    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
-
-
-def _rng_state_from_json(state):
-    name, keys, pos, has_gauss, cached = state
-    return name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached
-
-
-def model_config(args):
-    return {"latent_dim": args.latent_dim, "hidden": list(args.hidden), "dtype": args.dtype,
-            "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
-
-
-def parameter_shapes(config):
-    """Shapes of W1, b1, W2, b2, ... of the decoder, then of the encoder."""
-    L, hidden = config["latent_dim"], config["hidden"]
-    shapes = []
-    for sizes in ([L] + hidden + [784], [784] + hidden + [2 * L]):
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            shapes += [(fan_in, fan_out), (fan_out,)]
-    return shapes
+def model_config(args, data):
+    """What a run is: its options and its data (a checkpoint is resumed only for the same)."""
+    config = {"latent_dim": args.latent_dim, "hidden": list(args.hidden), "dtype": args.dtype,
+              "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "data": data}
+    if hasattr(args, "flows"):  # flows.py's runs
+        config["flows"] = args.flows
+    return config
 
 
 def init_model(config):
@@ -328,110 +263,56 @@ def init_model(config):
     return [a.astype(config["dtype"]) for layer in params for a in layer]
 
 
-def flatten_arrays(arrays):
-    return np.concatenate([a.ravel() for a in arrays])
-
-
-def split_parameters(flat_params, config):
-    """A flat vector (as checkpoints store it) as the list of weight and bias arrays: views."""
-    arrays, start = [], 0
-    for shape in parameter_shapes(config):
-        size = int(np.prod(shape))
-        arrays.append(flat_params[start:start + size].reshape(shape))
-        start += size
-    return arrays
-
-
 def as_networks(arrays):
     """[W1, b1, W2, b2, ...] of both networks -> (gen_params, rec_params), lists of (W, b)."""
     layers = [(arrays[i], arrays[i + 1]) for i in range(0, len(arrays), 2)]
     return layers[:len(layers) // 2], layers[len(layers) // 2:]
 
 
-def value_and_grads(fun, arrays, *args):
-    """fun(arrays, *args) and its gradient with respect to each array, in one backward pass.
-
-    autograd's grad(fun) would do the same, but differentiating with respect to a list
-    makes it build a zero-filled copy of the whole list for every array it reaches, a
-    fifth of each step here; so each array gets its own start node instead.
-    """
-    starts = [VJPNode.new_root() for _ in arrays]
-    with trace_stack.new_trace() as trace:
-        end = fun([new_box(a, trace, node) for a, node in zip(arrays, starts)], *args)
-    outgrads, grads = {end._node: (np.ones_like(end._value), False)}, {node: None for node in starts}
-    for node in toposort(end._node):  # autograd's backward_pass, keeping every start's gradient
-        outgrad = outgrads.pop(node)[0]
-        if node in grads:
-            grads[node] = outgrad
-        for parent, ingrad in zip(node.parents, node.vjp(outgrad)):
-            outgrads[parent] = add_outgrads(outgrads.get(parent), ingrad)
-    return end._value, [np.zeros_like(a) if grads[node] is None else grads[node] for node, a in zip(starts, arrays)]
-
-
-def reuse_freed_memory():
-    """Ask glibc to keep freed memory for reuse instead of returning it to the system.
-
-    Every step makes temporaries of a few MB; by default glibc unmaps each one when it
-    is freed, and touching fresh pages for the next one costs a third of the step.
-    """
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
-        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
-    except (OSError, AttributeError):
-        pass  # not glibc (macOS, Windows): training is just slower
-
-
-def train(args, train_images, test_images):
+def train(args, train_images, test_images, data, lower_bound=None, params=None):
     """Train with Adam, checkpointing after every epoch. Returns (params, history).
 
-    params is the list [W1, b1, W2, b2, ...] of the decoder, then of the encoder.
+    params is the list [W1, b1, W2, b2, ...] of the decoder, then of the encoder; data says
+    what train_images and test_images are (load_mnist(...).source). flows.py passes its own
+    lower_bound(params, batch) and initial params.
     """
     from tqdm import tqdm
 
-    config = model_config(args)
-    dtype = np.dtype(args.dtype)
-    params = init_model(config)
+    config = model_config(args, data)
+    params = init_model(config) if params is None else params
+    lower_bound = lower_bound or (lambda params, batch: vae_lower_bound(*as_networks(params), batch))
     m, v, t, history = [np.zeros_like(a) for a in params], [np.zeros_like(a) for a in params], 0, []
     os.makedirs(args.out, exist_ok=True)
     checkpoint = os.path.join(args.out, "checkpoint.npz")
-    if args.resume and os.path.exists(checkpoint):
-        flat_params, flat_m, flat_v, t, history, saved_config, rng_state = load_checkpoint(checkpoint)
-        if saved_config != config:
-            sys.exit(f"vae.py: {checkpoint} was trained with {saved_config}, not {config}; "
-                     f"use the same options, or another --out")
-        params, m, v = (split_parameters(flat, config) for flat in (flat_params, flat_m, flat_v))
-        npr.set_state(rng_state)
-        print(f"resuming from {checkpoint} after epoch {len(history)}")
+    saved = resume(checkpoint, config, args.quiet) if args.resume else None
+    if saved:
+        params, m, v, t, history = saved["arrays"], saved["m"], saved["v"], saved["t"], saved["history"]
 
     reuse_freed_memory()
     train_pixels = as_pixels(train_images)
-    binary_test_images = binarize(as_pixels(test_images), dtype, npr.RandomState(0))
-    objective = lambda params, batch: vae_lower_bound(*as_networks(params), batch)
+    binary_test_images = binarize(as_pixels(test_images), np.dtype(args.dtype), npr.RandomState(0))
     batches_per_epoch = int(np.ceil(len(train_pixels) / args.batch_size))
 
     for epoch in range(len(history) + 1, args.epochs + 1):
         start, total = time.time(), 0.0
-        order = npr.permutation(len(train_pixels))
+        order = npr.permutation(len(train_pixels))  # a fresh shuffle every epoch
         bar = tqdm(range(batches_per_epoch), desc=f"epoch {epoch}/{args.epochs}", leave=False,
                    file=sys.stderr, disable=args.quiet)
         for i in bar:
-            batch = binarize(train_pixels[order[i * args.batch_size:(i + 1) * args.batch_size]], dtype)
-            lower_bound, gradients = value_and_grads(objective, params, batch)  # one pass
+            batch = binarize(train_pixels[order[i * args.batch_size:(i + 1) * args.batch_size]], args.dtype)
+            value, gradients = value_and_grads(lower_bound, params, batch)
             t += 1
-            for k in range(len(params)):  # array by array: each stays in cache for all of Adam
+            for k in range(len(params)):  # one Adam step per weight array
                 params[k], m[k], v[k] = adam_step(params[k], gradients[k], m[k], v[k], t,
                                                   learning_rate=args.lr)
-            total += lower_bound
+            total += value
             bar.set_postfix_str(f"lower bound {total / (i + 1):8.2f}", refresh=False)
         bar.close()
         seconds = time.time() - start  # training only, not the test-set evaluation
         history.append({"epoch": epoch, "train": float(total / batches_per_epoch),
-                        "test": test_lower_bound(*as_networks(params), binary_test_images),
+                        "test": test_lower_bound(lower_bound, params, binary_test_images),
                         "seconds": round(seconds, 2)})
-        save_checkpoint(checkpoint, *map(flatten_arrays, (params, m, v)), t, history, config)
+        save_checkpoint(checkpoint, params, m, v, t, history, config)
         if not args.quiet:
             h = history[-1]
             print(f"epoch {epoch:3d}/{args.epochs}  train lower bound {h['train']:8.2f}  "
@@ -439,79 +320,20 @@ def train(args, train_images, test_images):
     return params, history
 
 
-def write_figures(gen_params, rec_params, history, test_images, out, seed=0):
-    """The report's four figures, as PNGs in ``out``. Same seed, same figures."""
-    decode = lambda z: sigmoid(neural_net_predict(gen_params, z))  # Bernoulli means
-    encode_mean = lambda x: np.split(neural_net_predict(rec_params, x), 2, axis=-1)[0]
-    latent_dim = gen_params[0][0].shape[0]
-    os.makedirs(out, exist_ok=True)
-
-    if history:
-        plot_lower_bound(history, os.path.join(out, "lower_bound.png"))
-
-    z = npr.RandomState(seed).randn(25, latent_dim)
-    save_images(decode(z), os.path.join(out, "samples.png"), ims_per_row=5,
-                title="25 samples from the prior (Bernoulli means)", scale=1.2)
-
-    originals = test_images[:10]
-    save_images(np.concatenate([originals, decode(encode_mean(originals))]),
-                os.path.join(out, "reconstructions.png"), ims_per_row=10,
-                row_labels=["test image", "reconstruction"], title="Reconstructions at the posterior mean")
-
-    weights = np.linspace(0.0, 1.0, 25)[:, None]
-    means = encode_mean(test_images[:10])
-    rows = [decode((1 - weights) * means[i] + weights * means[i + 1]) for i in range(0, 10, 2)]
-    save_images(np.concatenate(rows), os.path.join(out, "interpolations.png"), ims_per_row=25,
-                row_labels=[f"test {i} to {i + 1}" for i in range(0, 10, 2)],
-                title="Interpolating between posterior means, 25 steps", scale=0.6)
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Train a VAE on MNIST and write the report's figures.")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--latent-dim", type=int, default=50)
-    p.add_argument("--hidden", type=int, nargs="+", default=[200, 200],
-                   help="hidden layer widths of each network (default: 200 200)")
-    p.add_argument("--batch-size", type=int, default=200)
-    p.add_argument("--lr", type=float, default=0.001)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    p.add_argument("--data-dir", default=None,
-                   help="folder with the four MNIST files (default: $MNIST_DIR, else data/mnist)")
-    p.add_argument("--out", default="results", help="folder for checkpoint and figures")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    p.add_argument("--figures-only", action="store_true",
-                   help="redraw the figures from OUT/checkpoint.npz without training")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
-    args = p.parse_args(argv)
-    for name in ("epochs", "latent_dim", "batch_size"):
-        if getattr(args, name) < (0 if name == "epochs" else 1):
-            p.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.lr <= 0 or any(h < 1 for h in args.hidden):
-        p.error("--lr and --hidden must be positive")
-    return args
-
-
 def main(argv=None):
-    args = parse_args(argv)
-    stop_if_unfinished()
-    _, train_images, _, test_images, _ = load_mnist(args.data_dir)
-    checkpoint = os.path.join(args.out, "checkpoint.npz")
-    if args.figures_only:
-        if not os.path.exists(checkpoint):
-            sys.exit(f"vae.py: no checkpoint at {checkpoint}; train first (without --figures-only)")
-        flat_params, _, _, _, history, config, _ = load_checkpoint(checkpoint)
-        params = split_parameters(flat_params, config)
-    else:
-        try:
-            params, history = train(args, train_images, test_images)
-        except KeyboardInterrupt:
-            sys.exit(f"\ninterrupted: the last finished epoch is saved in {checkpoint}; "
-                     f"run again with --resume to continue")
+    args = parse_args("Train a VAE on MNIST and write the report's figures.", argv)
+    stop_if_unfinished(sys.modules[__name__])
+    with kit_errors("vae.py", args):
+        mnist = load_data(args)  # says which data it is
+        _, train_images, _, test_images, _ = mnist
+        if args.figures_only:
+            params, history = saved_run(args, mnist.source)
+        else:
+            params, history = train(args, train_images, test_images, mnist.source)
     gen_params, rec_params = as_networks(params)
-    write_figures(gen_params, rec_params, history, test_images, args.out, args.seed)
-    print(f"figures written to {args.out}/: lower_bound.png samples.png reconstructions.png "
-          f"interpolations.png")
+    write_figures(lambda z: sigmoid(neural_net_predict(gen_params, z)),  # Bernoulli means
+                  lambda x: np.split(neural_net_predict(rec_params, x), 2, axis=-1)[0],  # posterior means
+                  history, test_images, args, mnist.source)
 
 
 if __name__ == "__main__":

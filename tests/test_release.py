@@ -66,12 +66,12 @@ def run_script(path, cwd, *args):
     return subprocess.run([sys.executable, path, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-def test_unfinished_script_names_first_missing_function_in_one_line():
+def test_unfinished_script_names_every_missing_function_in_one_line():
     result = run_script("vae.py", os.path.join(REPO, "assignment"), "--epochs", "1")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "vae.py: sample_latent_variables_from_posterior is not implemented yet. Replace its "
-        "'raise NotImplementedError()' with your code, then run again."]
+        "vae.py: sample_latent_variables_from_posterior, bernoulli_log_prob, compute_KL, vae_lower_bound, adam_step "
+        "are not implemented yet. Replace each 'raise NotImplementedError()' with your code, then run again."]
 
 
 def test_partly_finished_script_names_the_next_function(tmp_path):
@@ -85,10 +85,12 @@ def test_partly_finished_script_names_the_next_function(tmp_path):
     for region in regions[:2]:
         partial = partial.replace(stub, region, 1)
     (tmp_path / "vae.py").write_text(partial)
-    # run from a folder beside data/ to use the kit's data package, as students do in the bundle
+    # beside data/ and training_tools.py, as students have them in the bundle
     os.symlink(os.path.join(REPO, "data"), tmp_path / "data")
+    os.symlink(os.path.join(REPO, "assignment", "training_tools.py"), tmp_path / "training_tools.py")
     result = run_script("vae.py", str(tmp_path))
-    assert result.returncode == 1 and "vae.py: compute_KL is not implemented yet" in result.stderr
+    assert result.returncode == 1 and "vae.py: compute_KL, vae_lower_bound, adam_step are not implemented yet" \
+        in result.stderr
 
 
 # ------------------------------------------------------------------ the student bundle

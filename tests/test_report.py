@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
-from conftest import REPO, SHARED_MNIST, needs_full_mnist
+from conftest import MNIST_NAMES, REPO, SHARED_MNIST, needs_full_mnist, tiny_arrays, write_idx
 
 sys.path.insert(0, os.path.join(REPO, "solution"))
 import report  # noqa: E402
@@ -60,6 +60,7 @@ def test_quick_report_runs_every_part_and_repeats_itself(tmp_path):
     text = (tmp_path / "a" / "report.md").read_text()
     for name in figures:
         assert f"report/{name}" in text
+    assert "Data: MNIST, 3,000 training and 500 test images (md5 train-images f68b3c2d" in text
     assert "| 50 |" in text and "Time per part" in text
     numbers = [[{k: v for k, v in row.items() if k != "s_per_epoch"}  # timings differ, estimates must not
                 for row in json.load(open(tmp_path / d / "report" / "numbers.json"))["loglik"]] for d in ("a", "b")]
@@ -70,3 +71,51 @@ def test_unknown_part_is_refused():
     result = subprocess.run([sys.executable, os.path.join(REPO, "solution", "report.py"), "--parts", "planes,tsne"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "unknown part(s) planes" in result.stderr
+
+
+def raw_tiny_mnist(folder, seed):
+    """Small uncompressed IDX files (no published md5 to match: the loader takes them as they are)."""
+    os.makedirs(folder)
+    for name, array in zip(MNIST_NAMES, tiny_arrays(seed=seed)):
+        write_idx(os.path.join(folder, name[:-len(".gz")]), array, compress=False)
+    return folder
+
+
+def run_report(*args, cwd=REPO):
+    env = {k: v for k, v in os.environ.items() if k != "MNIST_DIR"}
+    env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    return subprocess.run([sys.executable, os.path.join(REPO, "solution", "report.py"), "--quick", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_coursework_figures_come_first_and_the_cache_is_keyed_by_the_data(tmp_path):
+    """The same cache, two data sets: the second trains its own model and says which data it used."""
+    a, b = raw_tiny_mnist(str(tmp_path / "a"), 0), raw_tiny_mnist(str(tmp_path / "b"), 1)
+    cache = str(tmp_path / "cache")
+    runs = [run_report("--parts", "coursework", "--data-dir", d, "--out", str(tmp_path / out), "--cache", cache)
+            for d, out in ((a, "first"), (a, "again"), (b, "other"))]
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-1500:] for r in runs]
+    assert "--latent-dim 50: training 2 epochs" in runs[0].stdout
+    assert "--latent-dim 50: cached" in runs[1].stdout
+    assert "--latent-dim 50: training 2 epochs" in runs[2].stdout  # not the first data's model
+    texts = [(tmp_path / out / "report.md").read_text() for out in ("first", "other")]
+    data_lines = [next(line for line in t.splitlines() if line.startswith("Data: ")) for t in texts]
+    assert data_lines[0] != data_lines[1] and all("400 training and 100 test images" in d for d in data_lines)
+    sections = [line for line in texts[0].splitlines() if line.startswith("## ")]
+    assert sections[0] == "## The coursework's figures"
+    for name in ("lower_bound.png", "samples.png", "reconstructions.png", "interpolations.png"):
+        assert f"(report/{name})" in texts[0] and (tmp_path / "first" / "report" / name).exists()
+
+
+def test_quick_report_never_writes_into_docs_unless_told(tmp_path):
+    data = raw_tiny_mnist(str(tmp_path / "mnist"), 0)
+    result = run_report("--parts", "coursework", "--data-dir", data, "--cache", str(tmp_path / "cache"),
+                        cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert (tmp_path / "results" / "quick-report" / "report.md").exists() and not (tmp_path / "docs").exists()
+
+
+def test_report_errors_are_one_message(tmp_path):
+    result = run_report("--data-dir", str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no-such-folder (named by --data-dir) does not exist" in result.stderr
