@@ -25,11 +25,13 @@ def kit_epoch_seconds(data_dir, dtype, epochs):
     """Median training seconds per epoch, from the script's own per-epoch history."""
     import vae
     from data import load_mnist
+    from training_tools import parse_args
 
-    _, train_images, _, test_images, _ = load_mnist(data_dir)
+    mnist = load_mnist(data_dir)
+    _, train_images, _, test_images, _ = mnist
     with tempfile.TemporaryDirectory() as out:
-        args = vae.parse_args(["--epochs", str(epochs), "--dtype", dtype, "--out", out, "--quiet"])
-        _, history = vae.train(args, train_images, test_images)
+        args = parse_args("bench", ["--epochs", str(epochs), "--dtype", dtype, "--out", out, "--quiet"])
+        _, history = vae.train(args, train_images, test_images, mnist.source)
     seconds = sorted(h["seconds"] for h in history)
     return seconds[len(seconds) // 2], history
 
@@ -47,7 +49,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=None, help="the MNIST files (default: the loader's)")
     p.add_argument("--epochs", type=int, default=2, help="epochs timed per run")
-    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds of kit and peer runs")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of kit and peer runs")
     p.add_argument("--elbo-epochs", type=int, default=0, help="also train this long and report the test ELBO")
     p.add_argument("--peers", default=None, help="folder of the comparison scripts (../shared/bench)")
     p.add_argument("--torch-python", default=None, help="a python with torch installed, for torch_vae.py")

@@ -118,7 +118,9 @@ BUNDLED_GRADER = ("__init__.py", "__main__.py", "paths.py", "checks.py", "flow_c
 STUDENT_README = """# VAE assignment
 
 Fill in the five functions marked `# YOUR CODE HERE` in `vae.py`; each docstring gives the
-math and the shapes.
+math and the shapes. `training_tools.py` holds the machinery of training that you need not
+read (a fast gradient, checkpoints, the options, the figures); keep `vae.py`,
+`training_tools.py` and `data/` together in one folder.
 
     pip install -r requirements.txt
     python -m grader check vae.py     # which functions are right, and a hint for each mistake

@@ -168,14 +168,15 @@ def tiny_env(tmp_path_factory):
     return directory, md5s
 
 
-def train_tiny(directory, md5s, out, *args):
-    """Run main() in-process on the tiny files (checksums patched in), as the CLI would."""
+def train_tiny(directory, md5s, out, *args, main=None):
+    """Run vae.py's main() (or flows.py's) in-process on the tiny files (checksums patched in), as
+    the CLI would, with a small model."""
     import data.mnist
     saved = dict(data.mnist.FILES)
     data.mnist.FILES.update(files_table(md5s))
     try:
-        vae.main(["--data-dir", directory, "--out", str(out), "--latent-dim", "4", "--hidden", "16",
-                  "--batch-size", "50", "--quiet", *args])
+        (main or vae.main)(["--data-dir", directory, "--out", str(out), "--latent-dim", "4", "--hidden", "16",
+                            "--batch-size", "50", "--quiet", *args])
     finally:
         data.mnist.FILES.update(saved)
 
@@ -363,15 +364,8 @@ def test_binarization_turns_each_pixel_on_with_probability_equal_to_its_intensit
 
 # ------------------------------------------------------------------ flows.py: the same options and checkpoints
 def train_tiny_flows(directory, md5s, out, *args):
-    import data.mnist
     import flows
-    saved = dict(data.mnist.FILES)
-    data.mnist.FILES.update(files_table(md5s))
-    try:
-        flows.main(["--data-dir", directory, "--out", str(out), "--latent-dim", "3", "--hidden", "16",
-                    "--batch-size", "50", "--quiet", *args])
-    finally:
-        data.mnist.FILES.update(saved)
+    train_tiny(directory, md5s, out, *args, main=flows.main)
 
 
 def test_flows_resumes_exactly_and_refuses_other_settings(tiny_env, tmp_path, capsys):
