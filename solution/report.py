@@ -18,8 +18,8 @@ sample, and a checkpoint holds its options). Parts:
   loglik    test log-likelihood by importance sampling (Burda et al. 2015), beside the ELBO
   flows     planar normalizing flows, K = 0, 3, 5, 8: ELBO, log-likelihood, reconstructions
 
---quick trains 2 epochs on 3,000 images with small estimates: every part runs, in about
-ten seconds, for CI; it writes into results/quick-report/ unless --out says otherwise, so it
+--quick trains 2 epochs on 3,000 images with small estimates: every part runs, in under
+a minute, for CI; it writes into results/quick-report/ unless --out says otherwise, so it
 never overwrites the committed report in docs/. Same seed, same numbers. The full report
 takes about 45 minutes on 2 cores from an empty cache.
 """
