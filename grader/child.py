@@ -5,10 +5,10 @@ file, stand_ins.py, request.json and inputs.npz, in a work folder holding the su
 (as vae.py, or as flows.py beside the assignment's own vae.py, which it imports) and the
 kit's data/ package. It reads the request, imports what it needs and, when asked, becomes
 an unprivileged user for good, all before it reads a line of the student's code; then it
-says it started. For each call of the request it writes one frame to the result pipe (or file): a
-length-prefixed .npz holding plain float64 arrays and a JSON header. It judges nothing:
-the parent compares the numbers with values it computes itself, and trusts nothing else
-this process does.
+says it started. For each call of the request it writes one frame to the result pipe (or,
+for the portable runner, file): a length-prefixed .npz holding plain float64 arrays and a
+JSON header. It judges nothing: the parent compares the numbers with values it computes
+itself, and trusts nothing else this process does.
 """
 import ast
 import io
@@ -205,7 +205,8 @@ def not_implemented(name, error):
     """A stub's own ``raise NotImplementedError()`` (raised in a student's file) is "not implemented
     yet"; one raised inside autograd or numpy is an error with its real cause named."""
     frames = traceback.extract_tb(error.__traceback__)
-    if frames and os.path.basename(frames[-1].filename) in ("vae.py", "flows.py"):
+    library = frames and any(f"{os.sep}{package}{os.sep}" in frames[-1].filename for package in ("autograd", "numpy"))
+    if frames and not library:  # raised in the student's code: a file, or a notebook's cell
         stub = frames[-1].name
         return {"status": "not_implemented", "message": f"{name} is not implemented yet (it raises NotImplementedError)"
                 if stub == name else f"{name} calls {stub}, which is not implemented yet"}, {}

@@ -122,7 +122,7 @@ def evaluate(path, include_hidden=False, isolation="none", config=None, use_refe
                                   f"imports, definitions and constants. Keep training under "
                                   f"`if __name__ == '__main__':`.")
     for line, why in import_info.get("failed", []) if import_info.get("status") == "ok" else []:
-        result["warnings"].append(f"top-level code at line {line} of your file failed ({why}); it was skipped, and "
+        result["warnings"].append(f"top-level code at line {line} of your file failed ({why[:300]}); it was skipped, and "
                                   f"your functions were graded without it")
     for check in checks:
         result["tests"].append(judge_check(check, import_info, answers, expected[check.key]))

@@ -515,3 +515,18 @@ def test_pytest_interface_grades_flows_and_skips_the_other_parts_checks(tmp_path
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
     assert failed and all("constrain_u" in line for line in failed), result.stdout[-3000:]
     assert "not by |w|" in result.stdout and "a check of vae.py" in result.stdout
+
+
+def test_a_stub_in_a_notebook_cell_still_reads_not_implemented():
+    """In a notebook the student's code lives in the kernel's cell files, not vae.py: a stub's own
+    NotImplementedError is still "not implemented yet", not an error inside a library."""
+    import types
+    from grader.checks import public_checks
+    from grader.child import run_call
+    cell = types.ModuleType("cell")
+    exec(compile("def compute_KL(q_means_and_log_stds):\n    raise NotImplementedError()\n",
+                 "/tmp/ipykernel_1/2716.py", "exec"), cell.__dict__)
+    check = next(c for c in public_checks() if c.function == "compute_KL")
+    header, _ = run_call(cell, check.calls[0], check.inputs)
+    assert header == {"status": "not_implemented",
+                      "message": "compute_KL is not implemented yet (it raises NotImplementedError)"}
