@@ -259,10 +259,11 @@ def judge_sample_independence(check, results, expected):
 
 
 # ------------------------------------------------------------------ values and gradients of deterministic functions
-def build_values(check, rs, cases, make):
-    """cases: list of shape tuples; make(rs, *shape) -> list of argument arrays."""
+def build_values(check, rs, cases, make, first=0):
+    """cases: list of shape tuples; make(rs, *shape) -> list of argument arrays. The calls are
+    case{first}, case{first + 1}, ..."""
     inputs, calls = {}, []
-    for i, shape in enumerate(cases):
+    for i, shape in enumerate(cases, start=first):
         names = []
         for j, array in enumerate(make(rs, *shape)):
             names.append(f"{check.key}/a{i}_{j}")
@@ -365,13 +366,8 @@ def build_stability(check, rs, cases):
     """Extreme logits (case0...), then the same shapes at ordinary logits: advice about stability
     is given only to a function whose values are right where stability is not at stake."""
     inputs, calls = build_values(check, rs, cases, extreme_logits)
-    more_inputs, more_calls = build_values(check, rs, cases, bernoulli_inputs)
-    for i, call in enumerate(more_calls):
-        n = len(cases) + i
-        renamed = [{"array": spec["array"].replace(f"/a{i}_", f"/a{n}_")} for spec in call["args"]]
-        inputs.update({r["array"]: more_inputs[s["array"]] for r, s in zip(renamed, call["args"])})
-        calls.append(dict(call, id=check.call_id(f"case{n}"), args=renamed))
-    return inputs, calls
+    more_inputs, more_calls = build_values(check, rs, cases, bernoulli_inputs, first=len(cases))
+    return {**inputs, **more_inputs}, calls + more_calls
 
 
 def judge_bernoulli_stability(check, results, expected):

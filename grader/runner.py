@@ -59,30 +59,34 @@ def _limit_child(limits):
     return apply
 
 
+def _first_existing(paths, missing):
+    for path in paths:
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(missing)
+
+
 def companion_vae():
     """The assignment's own vae.py, which a graded flows.py imports: in the kit, assignment/vae.py;
     in the student bundle, the pristine copy release put in grader/fixtures/."""
-    for path in (os.path.join(HERE, "fixtures", "vae_stub.py"), ASSIGNMENT):
-        if os.path.exists(path):
-            return path
-    raise FileNotFoundError("the assignment's vae.py (assignment/vae.py) is missing: run python -m grader release")
+    return _first_existing((os.path.join(HERE, "fixtures", "vae_stub.py"), ASSIGNMENT),
+                           "the assignment's vae.py (assignment/vae.py) is missing: run python -m grader release")
 
 
 def provided_module():
     """training_tools.py, which vae.py imports: in the kit, assignment/training_tools.py; in the
     student bundle, beside vae.py."""
-    for path in (os.path.join(ROOT, "training_tools.py"), os.path.join(os.path.dirname(ASSIGNMENT), "training_tools.py")):
-        if os.path.exists(path):
-            return path
-    raise FileNotFoundError("training_tools.py (assignment/training_tools.py) is missing")
+    return _first_existing((os.path.join(ROOT, "training_tools.py"),
+                            os.path.join(os.path.dirname(ASSIGNMENT), "training_tools.py")),
+                           "training_tools.py (assignment/training_tools.py) is missing")
 
 
 def prepare_folders(submission_path, module="vae"):
     """(work folder, control folder).
 
     The work folder holds what the student's code may touch: the submission (as vae.py or
-    flows.py), the assignment's vae.py beside a flows.py, training_tools.py and data/. The control folder holds
-    what the child runs and reads before any student code does: child.py, stand_ins.py, the
+    flows.py), the assignment's vae.py beside a flows.py, training_tools.py and data/. The
+    control folder holds what the child runs and reads before any student code does: child.py, stand_ins.py, the
     request and its inputs. A child that drops root can neither read nor change it, so a
     restarted child never runs anything the student's code wrote."""
     workdir = tempfile.mkdtemp(prefix="vae-grade-")
@@ -166,13 +170,19 @@ def _answer_calls(calls, workdir, control, limits, prefix, uid, isolation):
     return import_info, results, log
 
 
+def _child_env(workdir, **extra):
+    """The child's whole environment: nothing of the grader's but PATH (and, for the portable
+    runner, what Windows needs to start Python)."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": workdir, "LANG": "C.UTF-8",
+            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg", "MPLCONFIGDIR": workdir, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
+            **extra}
+
+
 def _run_child(workdir, control, first_call, limits, sandbox_prefix_args, uid):
     read_end, write_end = os.pipe()
     marker = uuid.uuid4().hex
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": workdir, "LANG": "C.UTF-8",
-           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "MPLBACKEND": "Agg", "MPLCONFIGDIR": workdir, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
-           MARKER: marker}
+    env = _child_env(workdir, **{MARKER: marker})
     command = [sys.executable, "-I", os.path.join(control, "child.py"), workdir, control, str(write_end),
                str(first_call)]
     if sandbox_prefix_args:
@@ -219,11 +229,9 @@ def _run_child_portable(workdir, control, first_call, limits, sandbox_prefix_arg
     and a process the child starts on its own may outlive it: this path is for a student's
     self-check on their own laptop, where the only code run is their own."""
     results_path = os.path.join(control, f"results-{first_call}.bin")
-    env = {k: v for k, v in os.environ.items()
-           if k.upper() in ("SYSTEMROOT", "WINDIR", "TEMP", "TMP", "PATHEXT", "COMSPEC", "USERPROFILE")}
-    env.update({"PATH": os.environ.get("PATH", ""), "HOME": workdir, "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1",
-                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": workdir,
-                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "PYTHONIOENCODING": "utf-8"})
+    windows = {k: v for k, v in os.environ.items()
+               if k.upper() in ("SYSTEMROOT", "WINDIR", "TEMP", "TMP", "PATHEXT", "COMSPEC", "USERPROFILE")}
+    env = _child_env(workdir, PYTHONIOENCODING="utf-8", **windows)
     command = [sys.executable, "-I", os.path.join(control, "child.py"), workdir, control, results_path,
                str(first_call)]
     with tempfile.TemporaryFile() as log:
