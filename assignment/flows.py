@@ -129,7 +129,7 @@ def main(argv=None):
                 os.path.join(args.out, "reconstructions.png"), ims_per_row=10,
                 row_labels=["test image", "reconstruction"], title=f"Reconstructions with {args.flows} planar flows")
     if history:
-        print(f"test lower bound {history[-1]['test']:.2f} nats; figures in {args.out}/")
+        print(f"test lower bound {history[-1]['test']:.2f} nats; figures in {os.path.join(args.out, '')}")
 
 
 if __name__ == "__main__":

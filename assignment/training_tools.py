@@ -323,4 +323,5 @@ def write_figures(decode, encode_mean, history, test_images, args, source=None):
     save_images(np.concatenate(rows), os.path.join(out, "interpolations.png"), ims_per_row=25,
                 row_labels=[f"test {i} to {i + 1}" for i in range(0, 10, 2)],
                 title="Interpolating between posterior means, 25 steps" + note, scale=0.6)
-    print(f"figures written to {out}/: lower_bound.png samples.png reconstructions.png interpolations.png")
+    print(f"figures written to {os.path.join(out, '')}: lower_bound.png samples.png reconstructions.png "
+          f"interpolations.png")
