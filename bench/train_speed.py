@@ -1,6 +1,6 @@
 """Seconds per training epoch of the reference VAE, beside its peers, in one sitting.
 
-    python bench/train_speed.py --data-dir ../shared/mnist [--epochs 2] [--elbo-epochs 30]
+    python bench/train_speed.py --data-dir ../shared/mnist [--epochs 3] [--rounds 5] [--elbo-epochs 30]
         [--torch-python /tmp/torch-venv/bin/python] [--peers ../shared/bench]
 
 Times the reference (solution/vae.py) in float64 and float32 on full-size data; with
@@ -48,8 +48,8 @@ def peer_seconds(command):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=None, help="the MNIST files (default: the loader's)")
-    p.add_argument("--epochs", type=int, default=2, help="epochs timed per run")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of kit and peer runs")
+    p.add_argument("--epochs", type=int, default=3, help="epochs timed per run (a run counts its median epoch)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of kit and peer runs")
     p.add_argument("--elbo-epochs", type=int, default=0, help="also train this long and report the test ELBO")
     p.add_argument("--peers", default=None, help="folder of the comparison scripts (../shared/bench)")
     p.add_argument("--torch-python", default=None, help="a python with torch installed, for torch_vae.py")
@@ -57,15 +57,18 @@ def main():
     data = ["--data", a.data_dir] if a.data_dir else []
 
     # Kit and peers alternate, round after round, so that the machine's drift (it is shared)
-    # falls on both alike; ratios are taken within a round, then their median reported.
+    # falls on both alike; ratios are taken within a round, then their median reported. The
+    # order within a pair flips every round (kit first, then PyTorch first), so that a drift
+    # during a round favours neither.
     times = {}
     for round_number in range(a.rounds):
         for dtype in ("float64", "float32"):
-            times.setdefault(f"kit {dtype}", []).append(kit_epoch_seconds(a.data_dir, dtype, a.epochs)[0])
+            runs = [("kit", lambda: kit_epoch_seconds(a.data_dir, dtype, a.epochs)[0])]
             if a.peers and a.torch_python:
-                seconds, out = peer_seconds([a.torch_python, os.path.join(a.peers, "torch_vae.py"), *data,
-                                             "--epochs", str(a.epochs), "--dtype", dtype])
-                times.setdefault(f"torch {dtype}", []).append(seconds)
+                runs.append(("torch", lambda: peer_seconds([a.torch_python, os.path.join(a.peers, "torch_vae.py"),
+                                                            *data, "--epochs", str(a.epochs), "--dtype", dtype])[0]))
+            for name, run in (runs if round_number % 2 == 0 else runs[::-1]):
+                times.setdefault(f"{name} {dtype}", []).append(run())
         if a.peers:
             seconds, out = peer_seconds([sys.executable, os.path.join(a.peers, "naive_autograd_vae.py"), *data,
                                          "--epochs", "1"])
