@@ -228,7 +228,8 @@ def main():
                                          "--dtype", *a.dtype] + (["--data-dir", a.data_dir] if a.data_dir else []),
                                         capture_output=True, text=True, check=True).stdout)
     training_tools.reuse_freed_memory()
-    print(f"data: {len(pixels)} training images; {a.rounds} rounds of {a.steps} steps; medians\n")
+    print(f"data: {len(pixels)} training images; the median of {a.rounds} measurement{'s' * (a.rounds != 1)} "
+          f"of {a.steps} steps each\n")
     for dtype in a.dtype:
         parts, arrays, lower_bound = step_parts(dtype, pixels, a.steps, a.rounds)
         matmul_forward, matmul_backward = matmul_replay(dtype)
