@@ -86,14 +86,36 @@ def matmul_replay(dtype, latent=50, hidden=(200, 200), pixels=784):
     return times
 
 
+class Loop:
+    """vae.train's loop, a step at a time, on a fresh model: shuffled batches, binarized, one value
+    and gradient, one adam_step per array."""
+
+    def __init__(self, dtype, pixels):
+        self.dtype, self.pixels = dtype, pixels
+        self.arrays, self.lower_bound, _ = model(dtype)
+        self.m, self.v = [np.zeros_like(a) for a in self.arrays], [np.zeros_like(a) for a in self.arrays]
+        self.order, self.t = npr.permutation(len(pixels)), 0
+
+    def batch(self):
+        self.t += 1
+        i = self.t % (len(self.pixels) // BATCH)
+        return vae.binarize(self.pixels[self.order[i * BATCH:][:BATCH]], self.dtype)
+
+    def adam(self, gradients):
+        for k in range(len(self.arrays)):
+            self.arrays[k], self.m[k], self.v[k] = vae.adam_step(self.arrays[k], gradients[k], self.m[k], self.v[k],
+                                                                 self.t)
+
+    def step(self):
+        self.adam(training_tools.value_and_grads(self.lower_bound, self.arrays, self.batch())[1])
+
+
 def step_parts(dtype, pixels, steps, rounds):
     """Median seconds per step of the loop as it runs, and of its parts: binarization, the value
     and gradient, the forward pass alone (no tracing), Adam; and the value and gradient and the
     forward pass of a tiny model, whose time is all per-call overhead."""
-    arrays, lower_bound, _ = model(dtype)
+    loop = Loop(dtype, pixels)
     tiny, tiny_bound, tiny_batch = model(dtype, latent=1, hidden=(2, 2), pixels=2, batch=2)
-    m, v = [np.zeros_like(a) for a in arrays], [np.zeros_like(a) for a in arrays]
-    order, batches, t = npr.permutation(len(pixels)), len(pixels) // BATCH, 0
     parts = {key: [] for key in ("step", "binarization", "value and gradient", "forward", "Adam",
                                  "tiny value and gradient", "tiny forward")}
 
@@ -103,53 +125,40 @@ def step_parts(dtype, pixels, steps, rounds):
         sums[key] += time.perf_counter() - t0
         return result
 
-    def adam(gradients):
-        for k in range(len(arrays)):
-            arrays[k], m[k], v[k] = vae.adam_step(arrays[k], gradients[k], m[k], v[k], t)
-
     for _ in range(rounds):
         sums = dict.fromkeys(parts, 0.0)
         t0 = time.perf_counter()
         for _ in range(steps):  # the loop as vae.train runs it
-            t += 1
-            batch = vae.binarize(pixels[order[t % batches * BATCH:][:BATCH]], dtype)
-            adam(training_tools.value_and_grads(lower_bound, arrays, batch)[1])
+            loop.step()
         sums["step"] = time.perf_counter() - t0
         for _ in range(steps):  # the same, in parts
-            t += 1
-            batch = timed("binarization", vae.binarize, pixels[order[t % batches * BATCH:][:BATCH]], dtype)
-            _, gradients = timed("value and gradient", training_tools.value_and_grads, lower_bound, arrays, batch)
-            timed("forward", lower_bound, arrays, batch)
-            timed("Adam", adam, gradients)
+            batch = timed("binarization", loop.batch)
+            _, gradients = timed("value and gradient", training_tools.value_and_grads, loop.lower_bound,
+                                 loop.arrays, batch)
+            timed("forward", loop.lower_bound, loop.arrays, batch)
+            timed("Adam", loop.adam, gradients)
             timed("tiny value and gradient", training_tools.value_and_grads, tiny_bound, tiny, tiny_batch)
             timed("tiny forward", tiny_bound, tiny, tiny_batch)
         for key in parts:
             parts[key].append(sums[key] / steps)
-    return {key: median(values) for key, values in parts.items()}, arrays, lower_bound
+    return {key: median(values) for key, values in parts.items()}, loop.arrays, loop.lower_bound
 
 
 def page_faults(dtype, pixels, steps):
     """(seconds, minor page faults) per step of the loop, the better of two slices after a warm-up one."""
-    arrays, lower_bound, _ = model(dtype)
-    m, v = [np.zeros_like(a) for a in arrays], [np.zeros_like(a) for a in arrays]
-    slices = []
-    for t in range(1, 3 * steps + 1):
-        if t % steps == 1:
-            faults, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
-        batch = vae.binarize(pixels[t % (len(pixels) // BATCH) * BATCH:][:BATCH], dtype)
-        _, gradients = training_tools.value_and_grads(lower_bound, arrays, batch)
-        for k in range(len(arrays)):
-            arrays[k], m[k], v[k] = vae.adam_step(arrays[k], gradients[k], m[k], v[k], t)
-        if t % steps == 0:
-            slices.append(((time.perf_counter() - t0) / steps,
-                           (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps))
+    loop, slices = Loop(dtype, pixels), []
+    for _ in range(3):
+        faults, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+        for _ in range(steps):
+            loop.step()
+        slices.append(((time.perf_counter() - t0) / steps,
+                       (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps))
     return min(slices[1:])
 
 
 def threads_probe(dtype, arrays):
     """Milliseconds of np.exp on a (200, 784) array and of one Adam step over the model's arrays, on one
     thread and split over two, with the BLAS worker idle and right after a matrix product."""
-    pool = ThreadPoolExecutor(1)
     x = numpy.random.RandomState(0).rand(BATCH, 784).astype(dtype)
     a, b = numpy.ones((BATCH, 784), dtype), numpy.ones((784, 200), dtype)
     grads = [numpy.ones_like(w) * 1e-3 for w in arrays]
@@ -197,10 +206,11 @@ def threads_probe(dtype, arrays):
             samples.append(total / repeats * 1000)
         return median(samples)
 
-    return {(what, after): (ms(one, after), ms(two, after))
-            for what, one, two in (("np.exp, (200, 784)", one_thread_exp, two_threads_exp),
-                                   ("Adam, all arrays", one_thread_adam, two_threads_adam))
-            for after in (False, True)}
+    with ThreadPoolExecutor(1) as pool:
+        return {(what, after): (ms(one, after), ms(two, after))
+                for what, one, two in (("np.exp, (200, 784)", one_thread_exp, two_threads_exp),
+                                       ("Adam, all arrays", one_thread_adam, two_threads_adam))
+                for after in (False, True)}
 
 
 def main():

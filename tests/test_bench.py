@@ -7,11 +7,11 @@ import sys
 from conftest import MNIST_NAMES, REPO, tiny_arrays, write_idx
 
 
-def uncompressed_tiny_mnist(directory):
+def uncompressed_tiny_mnist(directory, **sizes):
     """The four tiny files, uncompressed: the loader takes such copies without a published checksum,
     so a script in another process reads them as it would unpacked MNIST."""
     os.makedirs(directory)
-    for name, array in zip(MNIST_NAMES, tiny_arrays()):
+    for name, array in zip(MNIST_NAMES, tiny_arrays(**sizes)):
         write_idx(os.path.join(directory, name[:-len(".gz")]), array, compress=False)
     return str(directory)
 
@@ -38,11 +38,8 @@ def test_profile_step_names_every_part_of_a_step(tmp_path):
 
 
 def test_profile_step_refuses_data_smaller_than_a_batch(tmp_path):
-    directory = tmp_path / "mnist"
-    os.makedirs(directory)
-    for name, array in zip(MNIST_NAMES, tiny_arrays(n_train=150)):
-        write_idx(os.path.join(directory, name[:-len(".gz")]), array, compress=False)
-    result = subprocess.run([sys.executable, "bench/profile_step.py", "--data-dir", str(directory)],
+    directory = uncompressed_tiny_mnist(tmp_path / "mnist", n_train=150)
+    result = subprocess.run([sys.executable, "bench/profile_step.py", "--data-dir", directory],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and "150 training images, fewer than a batch of 200" in result.stderr
 
