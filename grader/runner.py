@@ -6,7 +6,7 @@ dumps, a wall-clock deadline, and its output going to a capped log it cannot rea
 far it is isolated beyond that is grader/isolation.py's choice: bubblewrap, a fresh
 unprivileged user, or process limits only. At the end every process it started is killed:
 its process group, every process of its user, and any process that still carries this
-run's marker in its environment.
+run's marker in its environment (looked for again until none is left).
 
 Nothing the child says is believed but the numbers in its result frames; a call it never
 answered (it hung, crashed or exited) is reported as such, and the child is restarted for
@@ -284,16 +284,44 @@ def _kill_everything(process, marker, uid=None):
     process.wait()
     if uid is not None:
         kill_user(uid)
-    needle = f"{MARKER}={marker}".encode()
-    for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if needle in f.read().split(b"\0"):
-                    os.kill(int(pid), signal.SIGKILL)
-        except (OSError, ValueError):
-            pass
+    _kill_marked(f"{MARKER}={marker}".encode())
+
+
+def _kill_marked(needle, seconds=5.0):
+    """Kill every process whose environment holds ``needle``, and return once all are dead.
+
+    /proc is scanned again until a scan finds none: a process caught in the middle of a fork
+    when it was killed leaves a child the earlier scan could not see, and that child carries the
+    marker too. A killed process still runs until the kernel has torn it down (its memory freed),
+    so each is waited for until it is a zombie or gone. Bounded by ``seconds``."""
+    killed, deadline = set(), time.monotonic() + seconds
+    while True:
+        found = set()
+        for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if needle in f.read().split(b"\0"):
+                        os.kill(int(pid), signal.SIGKILL)
+                        found.add(int(pid))
+            except (OSError, ValueError):
+                pass
+        killed |= found
+        killed = {pid for pid in killed if _running(pid)}
+        if (not found and not killed) or time.monotonic() > deadline:
+            return
+        time.sleep(0.005)
+
+
+def _running(pid):
+    """Whether ``pid`` exists and is neither a zombie nor dead (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]  # the name in parentheses may hold spaces
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X", "x")
 
 
 def _tail(log, size=2000):

@@ -3,13 +3,17 @@ zero for stubs and for hostile files, and an answer every time."""
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+import uuid
 
 import pytest
 
 from conftest import REPO
+from grader import runner
 from grader.checks import FUNCTIONS, PARTS
 from grader.grade import evaluate, load_config, public_json, text_report
 from grader.paths import ROOT, SOLUTION
@@ -278,26 +282,73 @@ def test_hang_that_ignores_sigterm_is_stopped(tmp_path):
     assert "did not finish within 8 s" in failures(result, "bernoulli_log_prob")
 
 
+def running(pid):
+    """Whether a process exists and is neither a zombie nor dead, read from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X", "x")
+    except OSError:
+        return False
+
+
 def test_fork_that_outlives_the_run_is_killed(tmp_path):
-    pid_file = tmp_path / "daemon.pid"
+    pid_file = tmp_path / "daemons.pid"
     hostile(tmp_path, "compute_KL", f"""
         import os, time
         if os.fork() == 0:
             os.setsid()
             if os.fork() == 0:
-                open({str(pid_file)!r}, "w").write(str(os.getpid()))
+                with open({str(pid_file)!r}, "a") as f:
+                    f.write(f"{{os.getpid()}}\\n")
                 time.sleep(600)
             os._exit(0)
         time.sleep(0.5)
         return np.zeros(len(q_means_and_log_stds))""")
-    pid = int(pid_file.read_text())
+    pids = [int(line) for line in pid_file.read_text().split()]
+    left = [pid for pid in pids if running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)  # this test's own clean-up: the grader should have done it
+    assert pids and not left, f"daemons {left} of {pids} outlived the grading"
+
+
+def test_a_process_forked_while_the_grader_looks_for_them_is_killed_too(tmp_path, monkeypatch):
+    """The grader lists /proc, then reads and kills what carries the run's marker; a marked
+    process that forks in between leaves a child that list did not hold. Here the fork is made
+    to happen exactly then: the listing waits for it."""
+    go, child_file = tmp_path / "go", tmp_path / "child.pid"
+    marker = uuid.uuid4().hex
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import os, time
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.01)
+        if os.fork() == 0:
+            with open({str(child_file)!r} + ".part", "w") as f:
+                f.write(str(os.getpid()))
+            os.rename({str(child_file)!r} + ".part", {str(child_file)!r})
+        time.sleep(600)""")], env={"PATH": os.environ["PATH"], runner.MARKER: marker})
+    listdir = os.listdir
+
+    def listing_during_which_the_parent_forks(path):
+        names = listdir(path)
+        if path == "/proc" and not go.exists():
+            go.touch()
+            deadline = time.monotonic() + 30
+            while not child_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return names
+
+    monkeypatch.setattr(os, "listdir", listing_during_which_the_parent_forks)
     try:
-        os.kill(pid, 0)
-        with open(f"/proc/{pid}/stat") as f:
-            alive = f.read().split()[2] != "Z"
-    except ProcessLookupError:
-        alive = False
-    assert not alive, f"the daemon {pid} outlived the grading"
+        runner._kill_marked(f"{runner.MARKER}={marker}".encode())
+        monkeypatch.undo()
+        child = int(child_file.read_text())
+        assert not running(child), "the child forked during the scan lives on"
+        assert parent.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        monkeypatch.undo()
+        parent.kill()
+        if child_file.exists() and running(int(child_file.read_text())):
+            os.kill(int(child_file.read_text()), signal.SIGKILL)
 
 
 def test_flood_of_output_is_capped(tmp_path):
