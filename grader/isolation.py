@@ -290,7 +290,7 @@ def kill_user(uid, rounds=50):
     process of that user, atomically in the kernel; then /proc is checked until none is left."""
     kill = shutil.which("kill")
     for _ in range(rounds):
-        left = [int(p) for p in os.listdir("/proc") if p.isdigit() and _owner(p) == uid]
+        left = [int(p) for p in os.listdir("/proc") if p.isdigit() and _live_owner(p) == uid]
         if not left:
             break
         if kill:
@@ -325,15 +325,17 @@ def remove_files_of(uid):
                     pass
 
 
-def _owner(pid):
+def _live_owner(pid):
+    """The user a process runs as, or None when it is gone or a zombie: a zombie runs nothing,
+    and where PID 1 does not reap orphans (a container's, this kind of VM's) it stays for good."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("Uid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        if fields["State"].split()[0] in ("Z", "X"):
+            return None
+        return int(fields["Uid"].split()[0])
+    except (OSError, ValueError, IndexError, KeyError):
+        return None
 
 
 def give_to(path, uid):
