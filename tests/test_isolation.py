@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -166,3 +167,30 @@ def test_batch_grading_skips_nothing_silently_when_the_sandbox_breaks(tmp_path, 
     rows = grade_folder(str(folder), str(tmp_path / "out"), isolation=isolation.Isolation("bwrap"), progress=False)
     assert list(rows) == [] and "No permissions" in rows.failed["ada"]
     assert not (tmp_path / "out" / "ada.json").exists()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="making processes of another user needs root")
+def test_kill_user_kills_the_users_processes_and_takes_a_zombie_for_dead(monkeypatch):
+    """Where PID 1 reaps no orphans (a container's, this kind of VM's), a killed process stays as
+    a zombie for good: counted as left, it kept kill_user sending `kill -1` fifty times a run."""
+    uid = isolation.allocate_uid()
+    as_user = dict(user=uid, group=uid, extra_groups=[], cwd="/")
+    zombie = subprocess.Popen(["/bin/true"], **as_user)  # never waited for until the end: a zombie
+    sleeper = subprocess.Popen(["sleep", "600"], **as_user)
+    kills = []
+    run = subprocess.run
+    monkeypatch.setattr(isolation.subprocess, "run", lambda command, **kw: kills.append(command) or run(command, **kw))
+    try:
+        while open(f"/proc/{zombie.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.01)
+        isolation.kill_user(uid)
+        assert sleeper.wait(timeout=10) == -signal.SIGKILL and kills
+        kills.clear()
+        isolation.kill_user(uid)  # only the zombie is left
+        assert kills == [], f"kill_user still ran {len(kills)} kills with only a zombie of its user left"
+    finally:
+        monkeypatch.undo()
+        sleeper.kill()
+        sleeper.wait()
+        zombie.wait()
+        isolation.release_uid(uid)
