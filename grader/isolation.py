@@ -290,7 +290,7 @@ def kill_user(uid, rounds=50):
     process of that user, atomically in the kernel; then /proc is checked until none is left."""
     kill = shutil.which("kill")
     for _ in range(rounds):
-        left = [int(p) for p in os.listdir("/proc") if p.isdigit() and _live_owner(p) == uid]
+        left = [int(p) for p in os.listdir("/proc") if p.isdigit() and live_owner(p) == uid]
         if not left:
             break
         if kill:
@@ -325,7 +325,7 @@ def remove_files_of(uid):
                     pass
 
 
-def _live_owner(pid):
+def live_owner(pid):
     """The user a process runs as, or None when it is gone or a zombie: a zombie runs nothing,
     and where PID 1 does not reap orphans (a container's, this kind of VM's) it stays for good."""
     try:

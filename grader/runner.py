@@ -29,8 +29,8 @@ import uuid
 
 import numpy as np
 
-from .isolation import (Isolation, IsolationError, allocate_uid, give_to, kill_user, private_folders, release_uid,
-                        remove_files_of, sandbox_prefix)
+from .isolation import (Isolation, IsolationError, allocate_uid, give_to, kill_user, live_owner, private_folders,
+                        release_uid, remove_files_of, sandbox_prefix)
 from .paths import ASSIGNMENT, ROOT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -308,20 +308,10 @@ def _kill_marked(needle, seconds=5.0):
             except (OSError, ValueError):
                 pass
         killed |= found
-        killed = {pid for pid in killed if _running(pid)}
+        killed = {pid for pid in killed if live_owner(pid) is not None}
         if (not found and not killed) or time.monotonic() > deadline:
             return
         time.sleep(0.005)
-
-
-def _running(pid):
-    """Whether ``pid`` exists and is neither a zombie nor dead (Linux /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]  # the name in parentheses may hold spaces
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X", "x")
 
 
 def _tail(log, size=2000):
