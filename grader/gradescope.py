@@ -52,13 +52,11 @@ PYTHON="${VAE_GRADER_PYTHON:-$root/venv/bin/python}"
 exec "$PYTHON" -m grader gradescope-run --root "$root"
 """
 
-GRADING_REQUIREMENTS_SKIP = ("nbgrader", "nbformat", "nbconvert", "mlxtend", "scikit-learn", "pytest", "pyyaml", "#")
-
-
 def grading_requirements():
-    """The lines of requirements.txt that grading needs (not nbgrader, the offline sample or pytest)."""
-    with open(os.path.join(ROOT, "requirements.txt")) as f:
-        return [line for line in f.read().splitlines() if line.strip() and not line.startswith(GRADING_REQUIREMENTS_SKIP)]
+    """The students' requirements that grading needs too: not the offline sample, pytest or comments."""
+    from .release import student_requirements
+    return [line for line in student_requirements().splitlines()
+            if line.strip() and not line.startswith(("mlxtend", "pytest", "#"))]
 
 
 def build_bundle(out_zip, hidden_visibility="after_published"):

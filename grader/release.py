@@ -139,11 +139,16 @@ the assignment's own vae.py, so a mistake in yours costs nothing there) and
 """
 
 
+# What in requirements.txt only the kit itself needs (the report, nbgrader, its own tests' YAML),
+# with the comments that introduce them: students get the rest.
+KIT_ONLY_REQUIREMENTS = ("scikit-learn", "nbgrader", "nbformat", "nbconvert", "pyyaml", "# the report", "# instructors")
+
+
 def student_requirements():
+    """requirements.txt as the student bundle has it: without what only the kit needs."""
     with open(os.path.join(ROOT, "requirements.txt")) as f:
         lines = f.read().splitlines()
-    skip = ("nbgrader", "nbformat", "nbconvert", "scikit-learn", "pyyaml", "# instructors", "# the report")
-    return "\n".join(line for line in lines if not line.startswith(skip)) + "\n"
+    return "\n".join(line for line in lines if not line.startswith(KIT_ONLY_REQUIREMENTS)) + "\n"
 
 
 def build_bundle(out_dir):
