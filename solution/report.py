@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import flows  # noqa: E402  the reference, solution/flows.py
 import vae  # noqa: E402  the reference, solution/vae.py
 from data import MNISTError, describe, load_mnist, save_images  # noqa: E402  (vae.py put the kit on sys.path)
-from training_tools import KitError, load_checkpoint, parse_args, write_figures  # noqa: E402
+from training_tools import KitError, checkpoint_of, load_checkpoint, parse_args, write_figures  # noqa: E402
 
 PARTS = ("coursework", "sweep", "latent2d", "curves", "tsne", "loglik", "flows")
 COURSEWORK_FIGURES = ("lower_bound.png", "samples.png", "reconstructions.png", "interpolations.png")
@@ -69,7 +69,7 @@ def train_cached(options, out, settings, train_images, test_images, data, train=
     returns what ``train`` returns. A checkpoint is resumed only for the same options and data."""
     args = parse_args("report", [*options, "--epochs", str(settings.epochs), "--out", out, "--resume", "--quiet"],
                       flows=train is flows.train_flows)
-    checkpoint = os.path.join(out, "checkpoint.npz")
+    checkpoint = checkpoint_of(args)
     done = os.path.exists(checkpoint) and len(load_checkpoint(checkpoint)["history"]) >= settings.epochs
     print(f"  {' '.join(options)}: " + ("cached" if done else f"training {settings.epochs} epochs"), flush=True)
     return train(args, train_images, test_images, data)
@@ -268,9 +268,7 @@ def make_report(args, parts):
         t0 = time.time()
         model = models[DEFAULT_LATENT]
         gen, rec = model["gen"], model["rec"]
-        write_figures(lambda z: vae.sigmoid(vae.neural_net_predict(gen, z)),
-                      lambda x: onp.split(onp.asarray(vae.neural_net_predict(rec, x)), 2, axis=-1)[0],
-                      model["history"], test_images,
+        write_figures(lambda z: decode(gen, z), lambda x: posterior_means(rec, x), model["history"], test_images,
                       parse_args("report", ["--latent-dim", str(DEFAULT_LATENT), "--out", figures]), data)
         timings["coursework"] = time.time() - t0
         sections.append("## The coursework's figures\n\n"

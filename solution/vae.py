@@ -40,8 +40,8 @@ except ImportError:  # inside the kit, training_tools.py is in assignment/
     except ImportError as e:
         sys.exit(f"vae.py: {e}. vae.py needs training_tools.py and the data/ folder, which come beside it with "
                  f"the assignment: keep the assignment's files together.")
-from training_tools import (kit_errors, load_data, parse_args, resume, reuse_freed_memory, saved_run,
-                            save_checkpoint, stop_if_unfinished, value_and_grads, write_figures)
+from training_tools import (checkpoint_of, kit_errors, load_data, parse_args, resume, reuse_freed_memory,
+                            saved_run, save_checkpoint, stop_if_unfinished, value_and_grads, write_figures)
 
 
 # ----------------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ def train(args, train_images, test_images, data, lower_bound=None, params=None):
     lower_bound = lower_bound or (lambda params, batch: vae_lower_bound(*as_networks(params), batch))
     m, v, t, history = [np.zeros_like(a) for a in params], [np.zeros_like(a) for a in params], 0, []
     os.makedirs(args.out, exist_ok=True)
-    checkpoint = os.path.join(args.out, "checkpoint.npz")
+    checkpoint = checkpoint_of(args)  # OUT/checkpoint.npz
     saved = resume(checkpoint, config, args.quiet) if args.resume else None
     if saved:
         params, m, v, t, history = saved["arrays"], saved["m"], saved["v"], saved["t"], saved["history"]
