@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from statistics import median_high
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "solution"))
@@ -45,10 +46,6 @@ import vae  # noqa: E402
 import training_tools  # noqa: E402
 
 BATCH = 200
-
-
-def median(xs):
-    return sorted(xs)[len(xs) // 2]
 
 
 def model(dtype, latent=50, hidden=(200, 200), pixels=784, batch=BATCH):
@@ -141,7 +138,7 @@ def step_parts(dtype, pixels, steps, rounds):
             timed("tiny forward", tiny_bound, tiny, tiny_batch)
         for key in parts:
             parts[key].append(sums[key] / steps)
-    return {key: median(values) for key, values in parts.items()}, loop.arrays, loop.lower_bound
+    return {key: median_high(values) for key, values in parts.items()}, loop.arrays, loop.lower_bound
 
 
 def page_faults(dtype, pixels, steps):
@@ -204,7 +201,7 @@ def threads_probe(dtype, arrays):
                 work()
                 total += time.perf_counter() - t0
             samples.append(total / repeats * 1000)
-        return median(samples)
+        return median_high(samples)
 
     with ThreadPoolExecutor(1) as pool:
         return {(what, after): (ms(one, after), ms(two, after))

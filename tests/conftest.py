@@ -53,6 +53,19 @@ def write_tiny_mnist(directory, **kwargs):
     return {name: md5sum(os.path.join(directory, name)) for name in MNIST_NAMES}
 
 
+def write_raw_tiny_mnist(directory, **kwargs):
+    """The four tiny files, uncompressed: the loader takes such copies as they are (there is no
+    published checksum to match), so a script in another process reads them as unpacked MNIST."""
+    os.makedirs(directory)
+    for name, array in zip(MNIST_NAMES, tiny_arrays(**kwargs)):
+        write_idx(os.path.join(directory, name[:-len(".gz")]), array, compress=False)
+    return str(directory)
+
+
+# A process with these in its environment has no network: every download goes to a proxy that refuses it.
+OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "no_proxy": ""}
+
+
 def files_table(md5s):
     """A FILES table for data.mnist naming the tiny files' checksums."""
     from data.mnist import FILES

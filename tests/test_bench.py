@@ -4,16 +4,7 @@ import re
 import subprocess
 import sys
 
-from conftest import MNIST_NAMES, REPO, tiny_arrays, write_idx
-
-
-def uncompressed_tiny_mnist(directory, **sizes):
-    """The four tiny files, uncompressed: the loader takes such copies without a published checksum,
-    so a script in another process reads them as it would unpacked MNIST."""
-    os.makedirs(directory)
-    for name, array in zip(MNIST_NAMES, tiny_arrays(**sizes)):
-        write_idx(os.path.join(directory, name[:-len(".gz")]), array, compress=False)
-    return str(directory)
+from conftest import REPO, write_raw_tiny_mnist
 
 
 def run(*args):
@@ -24,7 +15,7 @@ def run(*args):
 
 
 def test_profile_step_names_every_part_of_a_step(tmp_path):
-    out = run("bench/profile_step.py", "--data-dir", uncompressed_tiny_mnist(tmp_path / "mnist"),
+    out = run("bench/profile_step.py", "--data-dir", write_raw_tiny_mnist(tmp_path / "mnist"),
               "--steps", "2", "--rounds", "1", "--dtype", "float32")
     assert "data: 400 training images" in out
     assert re.search(r"float32: the loop as it runs: [\d.]+ ms per step, [\d.]+ s per epoch of 2 steps", out)
@@ -38,7 +29,7 @@ def test_profile_step_names_every_part_of_a_step(tmp_path):
 
 
 def test_profile_step_refuses_data_smaller_than_a_batch(tmp_path):
-    directory = uncompressed_tiny_mnist(tmp_path / "mnist", n_train=150)
+    directory = write_raw_tiny_mnist(tmp_path / "mnist", n_train=150)
     result = subprocess.run([sys.executable, "bench/profile_step.py", "--data-dir", directory],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and "150 training images, fewer than a batch of 200" in result.stderr
@@ -53,7 +44,7 @@ def test_train_speed_takes_each_ratio_within_its_round(tmp_path):
     (peers / "naive_autograd_vae.py").write_text("print('epoch 0: 8.00 s  train ELBO -150')\n")
     (peers / "gemm_peak.py").write_text("print('float64: 50 GFLOP/s; 150 GFLOP/epoch; epoch floor 1.00 s')\n"
                                         "print('float32: 99 GFLOP/s; 150 GFLOP/epoch; epoch floor 0.50 s')\n")
-    out = run("bench/train_speed.py", "--data-dir", uncompressed_tiny_mnist(tmp_path / "mnist"), "--epochs", "1",
+    out = run("bench/train_speed.py", "--data-dir", write_raw_tiny_mnist(tmp_path / "mnist"), "--epochs", "1",
               "--rounds", "2", "--peers", str(peers), "--torch-python", sys.executable)
     kit = {dtype: [float(s) for s in re.findall(rf"kit {dtype} ([\d.]+) s", out)] for dtype in ("float64", "float32")}
     assert all(len(times) == 2 for times in kit.values()), out

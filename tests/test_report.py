@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
-from conftest import MNIST_NAMES, REPO, SHARED_MNIST, needs_full_mnist, tiny_arrays, write_idx
+from conftest import OFFLINE, REPO, SHARED_MNIST, needs_full_mnist, write_raw_tiny_mnist
 
 sys.path.insert(0, os.path.join(REPO, "solution"))
 import report  # noqa: E402
@@ -73,24 +73,16 @@ def test_unknown_part_is_refused():
     assert result.returncode == 2 and "unknown part(s) planes" in result.stderr
 
 
-def raw_tiny_mnist(folder, seed):
-    """Small uncompressed IDX files (no published md5 to match: the loader takes them as they are)."""
-    os.makedirs(folder)
-    for name, array in zip(MNIST_NAMES, tiny_arrays(seed=seed)):
-        write_idx(os.path.join(folder, name[:-len(".gz")]), array, compress=False)
-    return folder
-
-
 def run_report(*args, cwd=REPO):
     env = {k: v for k, v in os.environ.items() if k != "MNIST_DIR"}
-    env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    env.update(OFFLINE)
     return subprocess.run([sys.executable, os.path.join(REPO, "solution", "report.py"), "--quick", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_coursework_figures_come_first_and_the_cache_is_keyed_by_the_data(tmp_path):
     """The same cache, two data sets: the second trains its own model and says which data it used."""
-    a, b = raw_tiny_mnist(str(tmp_path / "a"), 0), raw_tiny_mnist(str(tmp_path / "b"), 1)
+    a, b = write_raw_tiny_mnist(tmp_path / "a", seed=0), write_raw_tiny_mnist(tmp_path / "b", seed=1)
     cache = str(tmp_path / "cache")
     runs = [run_report("--parts", "coursework", "--data-dir", d, "--out", str(tmp_path / out), "--cache", cache)
             for d, out in ((a, "first"), (a, "again"), (b, "other"))]
@@ -108,7 +100,7 @@ def test_coursework_figures_come_first_and_the_cache_is_keyed_by_the_data(tmp_pa
 
 
 def test_quick_report_never_writes_into_docs_unless_told(tmp_path):
-    data = raw_tiny_mnist(str(tmp_path / "mnist"), 0)
+    data = write_raw_tiny_mnist(tmp_path / "mnist")
     result = run_report("--parts", "coursework", "--data-dir", data, "--cache", str(tmp_path / "cache"),
                         cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-1500:]

@@ -11,7 +11,7 @@ import pytest
 from autograd import grad
 from scipy import stats
 
-from conftest import REPO, SHARED_MNIST, files_table, needs_full_mnist, write_tiny_mnist
+from conftest import OFFLINE, REPO, SHARED_MNIST, files_table, needs_full_mnist, write_tiny_mnist
 
 sys.path.insert(0, os.path.join(REPO, "solution"))
 import vae  # noqa: E402  (the reference, solution/vae.py)
@@ -145,9 +145,6 @@ def test_the_student_file_reads_like_a_textbook():
 
 
 # ------------------------------------------------------------------ the script end to end
-OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "no_proxy": ""}
-
-
 def offline_env(**extra):
     """The environment of a run with no network (every download goes to a proxy that refuses it)
     and no MNIST_DIR: it cannot reach the shared data folder by accident."""
@@ -168,7 +165,7 @@ def tiny_env(tmp_path_factory):
     return directory, md5s
 
 
-def train_tiny(directory, md5s, out, *args, main=None):
+def train_tiny(directory, md5s, out, *args, main=None, quiet=True):
     """Run vae.py's main() (or flows.py's) in-process on the tiny files (checksums patched in), as
     the CLI would, with a small model."""
     import data.mnist
@@ -176,7 +173,7 @@ def train_tiny(directory, md5s, out, *args, main=None):
     data.mnist.FILES.update(files_table(md5s))
     try:
         (main or vae.main)(["--data-dir", directory, "--out", str(out), "--latent-dim", "4", "--hidden", "16",
-                            "--batch-size", "50", "--quiet", *args])
+                            "--batch-size", "50", *(["--quiet"] if quiet else []), *args])
     finally:
         data.mnist.FILES.update(saved)
 
@@ -246,14 +243,8 @@ def test_resume_on_other_data_is_refused_naming_both(tiny_env, tmp_path, capsys)
 
 
 def test_resume_without_a_checkpoint_says_it_starts_from_scratch(tiny_env, tmp_path, capsys):
-    import data.mnist
-    saved = dict(data.mnist.FILES)
-    data.mnist.FILES.update(files_table(tiny_env[1]))
-    try:  # not --quiet: the line is for the user who asked to resume
-        vae.main(["--data-dir", tiny_env[0], "--out", str(tmp_path), "--latent-dim", "2", "--hidden", "8",
-                  "--epochs", "1", "--resume"])
-    finally:
-        data.mnist.FILES.update(saved)
+    # not --quiet: the line is for the user who asked to resume
+    train_tiny(*tiny_env, tmp_path, "--epochs", "1", "--resume", quiet=False)
     assert f"no checkpoint at {tmp_path / 'checkpoint.npz'}: starting from scratch" in capsys.readouterr().err
 
 
