@@ -122,6 +122,28 @@ def public_python():
     return None
 
 
+def make_venv(folder, python=None):
+    """A virtual environment in ``folder`` whose Python has the kit's requirements, whatever
+    ``python`` (default: this interpreter) is: the system's, a venv, pyenv's or conda's.
+
+    ``--system-site-packages`` is not enough: a venv made from a venv sees the *base*
+    interpreter's packages, not the ones the kit was installed into. So the new venv gets a
+    .pth file that adds this interpreter's own site folders (their .pth files included)."""
+    import subprocess
+    python = python or sys.executable
+    subprocess.run([python, "-m", "venv", "--without-pip", folder], check=True, timeout=300,
+                   capture_output=True)
+    new_python = os.path.join(folder, "bin", "python")
+    code = "import site, sys; print('\\n'.join(site.getsitepackages() + ([site.getusersitepackages()] "
+    code += "if site.ENABLE_USER_SITE else [])))"
+    theirs = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    purelib = subprocess.run([new_python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(purelib, "vae-kit-packages.pth"), "w") as f:
+        f.write("".join(f"import site; site.addsitedir({path!r})\n" for path in theirs if os.path.isdir(path)))
+    return new_python
+
+
 def tree_digest(folder):
     """{relative path: md5} of every file below ``folder``."""
     import hashlib

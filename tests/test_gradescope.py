@@ -13,7 +13,7 @@ import zipfile
 import pytest
 
 from attacks import attack_source
-from conftest import REPO, fake_bwrap_path, open_folder, public_python
+from conftest import REPO, fake_bwrap_path, make_venv, open_folder, public_python
 from grader import isolation
 from submissions import BUGS, FLOW_BUGS, source_with
 
@@ -45,25 +45,27 @@ def pythons():
     (the sandbox once hid such a Python); for the user mode (bubblewrap failing as in a container),
     a Python other users can run, as Gradescope's /autograder/venv is."""
     made, folders = {}, []
-    if isolation.sandbox_available()[0]:
-        venv = open_folder("vae-gs-venv-")
-        folders.append(venv)
-        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv], check=True, timeout=300)
-        made["bwrap"] = (venv, os.environ["PATH"])
-    python = public_python() if os.geteuid() == 0 else None
-    if python:
-        prefix = subprocess.run([python, "-c", "import sys; print(sys.prefix != sys.base_prefix and sys.prefix)"],
-                                capture_output=True, text=True).stdout.strip()
-        if prefix == "False":
-            prefix = open_folder("vae-gs-venv-")
-            folders.append(prefix)
-            subprocess.run([python, "-m", "venv", "--system-site-packages", prefix], check=True, timeout=300)
-        bin_folder = open_folder("vae-gs-bin-")
-        folders.append(bin_folder)
-        made["user"] = (prefix, fake_bwrap_path(bin_folder))
-    yield made
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+    try:  # a set-up that fails half-way still removes what it made
+        if isolation.sandbox_available()[0]:
+            venv = open_folder("vae-gs-venv-")
+            folders.append(venv)
+            make_venv(venv)
+            made["bwrap"] = (venv, os.environ["PATH"])
+        python = public_python() if os.geteuid() == 0 else None
+        if python:
+            prefix = subprocess.run([python, "-c", "import sys; print(sys.prefix != sys.base_prefix and sys.prefix)"],
+                                    capture_output=True, text=True).stdout.strip()
+            if prefix == "False":
+                prefix = open_folder("vae-gs-venv-")
+                folders.append(prefix)
+                make_venv(prefix, python)
+            bin_folder = open_folder("vae-gs-bin-")
+            folders.append(bin_folder)
+            made["user"] = (prefix, fake_bwrap_path(bin_folder))
+        yield made
+    finally:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def install(bundle, venv):

@@ -1,6 +1,7 @@
 """The nbgrader course, end to end with the real nbgrader: generate, validate, autograde,
 feedback, export; the exported scores equal what `python -m grader check --all` gives."""
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -18,7 +19,10 @@ from grader.paths import SOLUTION
 from grader.release import solution_regions
 from submissions import BUGS, source_with, write
 
-pytestmark = pytest.mark.skipif(shutil.which("nbgrader") is None, reason="nbgrader is not installed")
+# nbgrader as this interpreter has it: `venv/bin/python -m pytest` finds it without an activated venv
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("nbgrader") is None,
+                                reason=f"nbgrader is not installed for {sys.executable}")
+NBGRADER = (sys.executable, "-m", "nbgrader")
 STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()"
 STUDENTS = {"alice": {}, "bob": {"compute_KL": BUGS["kl_logvar"][1]},
             "carol": {"vae_lower_bound": BUGS["lower_bound_sum"][1]}}
@@ -65,13 +69,13 @@ def test_notebook_follows_nbgrader_schema_and_the_grader_config(course):
 
 
 def test_full_nbgrader_workflow_matches_the_grader(course, tmp_path):
-    run("nbgrader", "generate_assignment", "vae", "--force", cwd=course)
+    run(*NBGRADER, "generate_assignment", "vae", "--force", cwd=course)
     release = os.path.join(course, "release", "vae", "vae.ipynb")
     released = open(release).read()
     assert "BEGIN HIDDEN TESTS" not in released and "hidden = \"" not in released
     for region in solution_regions(open(SOLUTION).read()):
         assert region.strip().splitlines()[-1].strip() not in released
-    validation = run("nbgrader", "validate", "--invert", release, cwd=course)
+    validation = run(*NBGRADER, "validate", "--invert", release, cwd=course)
     assert "does not pass any tests" in validation.stdout + validation.stderr
 
     expected = {}
@@ -86,8 +90,8 @@ def test_full_nbgrader_workflow_matches_the_grader(course, tmp_path):
         expected[student] = json.loads(check.stdout)["score"]
     assert expected["alice"] == 100 and expected["bob"] < 100 and expected["carol"] < 100
 
-    run("nbgrader", "autograde", "vae", cwd=course)
-    run("nbgrader", "generate_feedback", "vae", cwd=course)
+    run(*NBGRADER, "autograde", "vae", cwd=course)
+    run(*NBGRADER, "generate_feedback", "vae", cwd=course)
     source = nbformat.read(os.path.join(course, "source", "vae", "vae.ipynb"), as_version=4)
     blobs = [line.split('"')[1] for cell in source.cells for line in cell.source.splitlines()
              if line.startswith('hidden = "')]
@@ -99,7 +103,7 @@ def test_full_nbgrader_workflow_matches_the_grader(course, tmp_path):
         assert "HIDDEN TESTS" not in feedback
         for blob in blobs:  # the hidden checks' inputs (seeds) and expected values, in any piece
             assert blob[:48] not in feedback and blob[len(blob) // 2:len(blob) // 2 + 48] not in feedback
-    run("nbgrader", "export", cwd=course)
+    run(*NBGRADER, "export", cwd=course)
     with open(os.path.join(course, "grades.csv")) as f:
         exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
     for student, score in expected.items():
