@@ -351,6 +351,23 @@ def drop_privileges(uid):
         raise OSError(f"could not become user {uid}")
 
 
+def work_folder_problem(workdir, filename):
+    """Why this process, as the user the student's code runs as, cannot use its work folder as that
+    code will (read the submission, list the folder, write in it); None when it can."""
+    try:
+        with open(os.path.join(workdir, filename), "rb") as f:
+            f.read(1)
+        os.listdir(workdir)
+        probe = os.path.join(workdir, ".grader-probe")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        return (f"the grader's set-up failed: the submission's process cannot use its work folder "
+                f"({type(e).__name__}: {e})")
+    return None
+
+
 def main():
     workdir, control, target, first_call = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     # the pipe the Linux runner passed, or the file the portable runner reads (grader/runner.py)
@@ -373,10 +390,14 @@ def main():
         except OSError as e:
             print(f"grader: could not switch to an unprivileged user: {e}", file=sys.stderr)
             return
-    send(results, "__started__", {}, {})
     global GRADED_FILE
     name = request.get("module", "vae")
     GRADED_FILE = f"{name}.py"
+    problem = work_folder_problem(workdir, GRADED_FILE)
+    if problem:  # never "started": the runner reports the grader's failure, not a 0 for the student
+        print(f"grader: {problem}", file=sys.stderr)
+        return
+    send(results, "__started__", {}, {})
     if name != "vae":  # flows.py imports the assignment's own vae.py, which runner.py put beside it
         try:
             import_submission(os.path.join(workdir, "vae.py"))

@@ -126,20 +126,27 @@ def _under(path, folder):
     return path == folder or path.startswith(folder + "/") or folder == "/"
 
 
-def sandbox_prefix(workdir, hidden_paths, drop_privileges=None):
+def sandbox_prefix(workdir, hidden_paths, drop_privileges=None, read_only=()):
     """bubblewrap's command line: the file system read-only, ``hidden_paths`` and /tmp replaced by
-    empty folders, the grading Python's own folders bound back where they were hidden, the work
-    folder writable, no network, a PID namespace. None without bubblewrap."""
+    empty folders, the grading Python's own folders bound back where they were hidden,
+    ``read_only`` bound back read-only and the work folder writable, no network, a PID
+    namespace. None without bubblewrap.
+
+    Wherever TMPDIR points (inside /tmp, outside it, a folder closed to others), the folders
+    bound back are reachable: hidden folders are mounted parents first, and every folder that
+    bubblewrap would have to make on the way to a bound one is made open (it makes them 0700)."""
     bwrap = shutil.which("bwrap")
     if not bwrap:
         return None
     drop_privileges = _is_root() if drop_privileges is None else drop_privileges
-    hidden = [os.path.realpath(p) for p in (tempfile.gettempdir(), "/tmp", *hidden_paths) if os.path.isdir(p)]
+    temporary = {os.path.realpath(p) for p in (tempfile.gettempdir(), "/tmp")}
+    hidden = [os.path.realpath(p) for p in (*temporary, *hidden_paths) if os.path.isdir(p)]
     if drop_privileges:
-        # Folders other users may not enter (/root, for a pyenv there) are replaced by open empty
-        # ones, so that the Python bound back inside can be run by the unprivileged user.
-        hidden += closed_ancestors(interpreter_paths())
-    hidden = list(dict.fromkeys(hidden))
+        # Folders other users may not enter (/root, for a pyenv there; a TMPDIR of mode 0700) are
+        # replaced by open empty ones, so that what is bound back inside can be reached by the
+        # unprivileged user.
+        hidden += closed_ancestors([*interpreter_paths(), workdir, *read_only])
+    hidden = sorted(dict.fromkeys(hidden), key=lambda p: (p.count("/"), p))  # a parent before its children
     if drop_privileges:
         # As root, no user namespace: the child starts as real root (it needs to, to become a fresh
         # user) and drops every privilege before the student's code is read.
@@ -148,22 +155,53 @@ def sandbox_prefix(workdir, hidden_paths, drop_privileges=None):
         namespaces = ["--unshare-all"]
     prefix = [bwrap, "--die-with-parent", "--new-session", *namespaces, "--ro-bind", "/", "/",
               "--dev", "/dev", "--proc", "/proc"]
+    mounted, made = [], set()
+
+    def open_way_to(path):
+        """Open folders from the deepest mounted folder above ``path`` down to its parent."""
+        tops = [m for m in mounted if _under(path, m) and m != path]
+        if not tops:
+            return
+        top = max(tops, key=len)
+        parts = path[len(top):].strip("/").split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            folder = top.rstrip("/") + "/" + "/".join(parts[:i])
+            if folder not in made:
+                prefix.extend(["--perms", "0755", "--dir", folder])
+                made.add(folder)
+
     for path in hidden:
-        prefix += ["--perms", "1777" if path in ("/tmp", tempfile.gettempdir()) else "0755", "--tmpfs", path]
-    rebound, made = [], set()
+        open_way_to(path)
+        prefix += ["--perms", "1777" if path in temporary else "0755", "--tmpfs", path]
+        mounted.append(path)
+    rebound = []
     for path in sorted(interpreter_paths(), key=len):
         if (any(_under(path, h) for h in hidden) and not any(_under(h, path) for h in hidden)
                 and not any(_under(path, r) for r in rebound)):
-            top = max((h for h in hidden if _under(path, h)), key=len)
-            parts = path[len(top):].strip("/").split("/")[:-1]
-            for i in range(1, len(parts) + 1):  # open folders down to it (bubblewrap would make them 0700)
-                folder = top.rstrip("/") + "/" + "/".join(parts[:i])
-                if folder not in made:
-                    prefix += ["--perms", "0755", "--dir", folder]
-                    made.add(folder)
+            open_way_to(path)
             prefix += ["--ro-bind", path, path]
             rebound.append(path)
+    for path in read_only:
+        open_way_to(os.path.realpath(path))
+        prefix += ["--ro-bind", path, path]
+    open_way_to(os.path.realpath(workdir))
     return prefix + ["--bind", workdir, workdir, "--chdir", workdir]
+
+
+def reachable_temporary_folder():
+    """The folder for a run's work folder when a fresh user must reach it: the usual temporary
+    folder (TMPDIR) when every folder down to it is open to others, else /tmp or /var/tmp.
+    IsolationError when none is."""
+    tried = []
+    for folder in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+        real = os.path.realpath(folder)
+        if real in tried:
+            continue
+        tried.append(real)
+        if os.path.isdir(real) and not closed_ancestors([os.path.join(real, "x")]):
+            return real
+    raise IsolationError(f"no temporary folder that the submission's user can enter ({', '.join(tried)} are closed "
+                         f"to other users): set TMPDIR to a folder every user may enter, such as /tmp")
 
 
 def closed_ancestors(paths):

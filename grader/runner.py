@@ -30,7 +30,7 @@ import uuid
 import numpy as np
 
 from .isolation import (Isolation, IsolationError, allocate_uid, give_to, kill_user, live_owner, private_folders,
-                        release_uid, remove_files_of, sandbox_prefix)
+                        reachable_temporary_folder, release_uid, remove_files_of, sandbox_prefix)
 from .paths import ASSIGNMENT, ROOT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -81,16 +81,17 @@ def provided_module():
                            "training_tools.py (assignment/training_tools.py) is missing")
 
 
-def prepare_folders(submission_path, module="vae"):
+def prepare_folders(submission_path, module="vae", base=None):
     """(work folder, control folder).
 
     The work folder holds what the student's code may touch: the submission (as vae.py or
     flows.py), the assignment's vae.py beside a flows.py, training_tools.py and data/. The
     control folder holds what the child runs and reads before any student code does: child.py, stand_ins.py, the
     request and its inputs. A child that drops root can neither read nor change it, so a
-    restarted child never runs anything the student's code wrote."""
-    workdir = tempfile.mkdtemp(prefix="vae-grade-")
-    control = tempfile.mkdtemp(prefix="vae-grade-control-")
+    restarted child never runs anything the student's code wrote. ``base``: the folder to make
+    them in (default: the temporary folder)."""
+    workdir = tempfile.mkdtemp(prefix="vae-grade-", dir=base)
+    control = tempfile.mkdtemp(prefix="vae-grade-control-", dir=base)
     shutil.copyfile(submission_path, os.path.join(workdir, f"{module}.py"))
     if module != "vae":
         shutil.copyfile(companion_vae(), os.path.join(workdir, "vae.py"))
@@ -109,7 +110,9 @@ def run_submission(submission_path, calls, inputs, limits=None, isolation=None, 
     Returns (import_info, {call id: (header, arrays)}, log)."""
     limits = limits or Limits()
     isolation = isolation or Isolation("none")
-    workdir, control = prepare_folders(submission_path, module)
+    # a fresh user outside bubblewrap must reach the work folder where it really is
+    base = reachable_temporary_folder() if isolation.mode == "user" else None
+    workdir, control = prepare_folders(submission_path, module, base)
     uid = allocate_uid() if isolation.drops_privileges else None
     try:
         with open(os.path.join(control, "request.json"), "w") as f:
@@ -117,8 +120,8 @@ def run_submission(submission_path, calls, inputs, limits=None, isolation=None, 
         np.savez(os.path.join(control, "inputs.npz"), **inputs)
         prefix = None
         if isolation.mode == "bwrap":
-            prefix = sandbox_prefix(workdir, [ROOT, *hidden_paths], drop_privileges=uid is not None)
-            prefix[-5:-5] = ["--ro-bind", control, control]  # before "--bind workdir workdir --chdir workdir"
+            prefix = sandbox_prefix(workdir, [ROOT, *hidden_paths], drop_privileges=uid is not None,
+                                    read_only=[control])
         if uid is not None:
             give_to(workdir, uid)
         with private_folders([ROOT, *hidden_paths] if isolation.mode == "user" else []):

@@ -9,13 +9,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
 import pytest
 
 from attacks import ATTACKS, LINGER_SECONDS, attack_source
-from conftest import REPO, fake_bwrap_path, open_folder, processes_with, public_python, tree_digest
+from conftest import REPO, fake_bwrap_path, make_venv, open_folder, processes_with, public_python, tree_digest
 from grader import isolation
 from grader.grade import evaluate
 from grader.paths import SOLUTION
@@ -37,12 +38,13 @@ def kit():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(params=MODES)
-def mode(request, tmp_path):
-    """(mode, Python, environment) to run `python -m grader` with."""
+def mode_setup(name, tmp_path):
+    """(mode, Python, environment) to run `python -m grader` with, or a skip saying why not."""
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
-    if request.param == "bwrap":
+    if name == "none":
+        return "none", sys.executable, env
+    if name == "bwrap":
         if not isolation.sandbox_available()[0]:
             pytest.skip(f"bubblewrap does not work here: {isolation.sandbox_available()[1]}")
         return "bwrap", sys.executable, env
@@ -56,12 +58,21 @@ def mode(request, tmp_path):
     return "user", python, env
 
 
+@pytest.fixture(params=MODES)
+def mode(request, tmp_path):
+    """(mode, Python, environment) for each isolated mode."""
+    return mode_setup(request.param, tmp_path)
+
+
 DESCRIBES = {"bwrap": "bubblewrap", "user": "unprivileged user"}
 
 
-def grader(python, env, *args, cwd, timeout=600):
-    return subprocess.run([python, "-m", "grader", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+def grader(python, env, *args, cwd, timeout=600, kit=None):
+    """`python -m grader ARGS` from ``cwd``; the kit's grader from ``kit`` when cwd is elsewhere."""
+    command = [python, "-m", "grader", *args] if kit is None else \
+        [python, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); from grader.__main__ import main; "
+                       "sys.exit(main())", kit, *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_a_batch_with_every_attack_kind(kit, mode):
@@ -148,8 +159,8 @@ def test_sandbox_runs_a_python_in_a_venv_under_tmp(tmp_path):
         pytest.skip(f"bubblewrap does not work here: {isolation.sandbox_available()[1]}")
     venv = open_folder("vae-venv-")
     try:
-        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv], check=True, timeout=300)
-        result = subprocess.run([os.path.join(venv, "bin", "python"), "-m", "grader", "check", SOLUTION, "--all",
+        python = make_venv(venv)
+        result = subprocess.run([python, "-m", "grader", "check", SOLUTION, "--all",
                                  "--json"], cwd=REPO, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         assert '"score": 100' in result.stdout and "bubblewrap" in result.stderr
@@ -194,3 +205,58 @@ def test_kill_user_kills_the_users_processes_and_takes_a_zombie_for_dead(monkeyp
         sleeper.wait()
         zombie.wait()
         isolation.release_uid(uid)
+
+
+# Where an instructor's environment may point the grader: (TMPDIR's parent, its mode, HOME's mode).
+ENVIRONMENTS = {"TMPDIR 1777 under /tmp": ("/tmp", 0o1777, None), "TMPDIR 0755 under /tmp": ("/tmp", 0o755, None),
+                "TMPDIR 0700 under /tmp": ("/tmp", 0o700, None), "TMPDIR 0700 outside /tmp": ("/var/tmp", 0o700, None),
+                "read-only HOME, run from another folder": (None, None, 0o555)}
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("name", ["bwrap", "user", "none"])
+def test_a_correct_file_scores_full_marks_whatever_the_environment_says(kit, name, environment, tmp_path):
+    """An instructor's own TMPDIR once gave every student 0 under bubblewrap: whatever the
+    environment, the reference scores 100 and the stub 0, or the grader stops with its own error."""
+    mode_name, python, env = mode_setup(name, tmp_path)
+    parent, tmp_mode, home_mode = ENVIRONMENTS[environment]
+    folder, out, cwd = open_folder("vae-class-"), open_folder("vae-out-"), open_folder("vae-cwd-")
+    made = [folder, out, cwd]
+    try:
+        if parent:
+            tmpdir = tempfile.mkdtemp(prefix="vae-tmpdir-", dir=parent)
+            made.append(tmpdir)
+            os.chmod(tmpdir, tmp_mode)
+            env["TMPDIR"] = tmpdir
+        if home_mode:
+            home = open_folder("vae-home-")
+            made.append(home)
+            os.chmod(home, home_mode)
+            env["HOME"] = home
+        shutil.copy(os.path.join(kit, "assignment", "vae.py"), os.path.join(folder, "stub.py"))
+        with open(os.path.join(folder, "reference.py"), "w") as f:
+            f.write(source_with({}))
+        flags = ["--no-sandbox"] if name == "none" else []
+        result = grader(python, env, "grade", folder, "--out", out, *flags, cwd=cwd if home_mode else kit,
+                        kit=kit)
+        assert result.returncode == 0, result.stderr[-3000:]
+        rows = {r["student"]: float(r["total"]) for r in csv.DictReader(open(os.path.join(out, "grades.csv")))}
+        assert rows == {"reference": 100, "stub": 0}, open(os.path.join(out, "reference.txt")).read()[:2000]
+        if parent:
+            assert not [n for n in os.listdir(tmpdir) if n.startswith("vae-grade")], "the run left folders behind"
+    finally:
+        for path in made:
+            os.chmod(path, 0o700)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_work_folder_the_student_cannot_use_is_the_graders_error(monkeypatch):
+    """Whatever makes the set-up fail, the child says so before any student code runs, and the
+    grader raises its own error: never a 0 for the student."""
+    from grader import runner
+    if not IS_ROOT:
+        pytest.skip("needs root, to run the child as another user")
+    monkeypatch.setattr(runner, "give_to", lambda path, uid: os.chmod(path, 0o700))  # set-up gone wrong
+    with pytest.raises(isolation.IsolationError) as error:
+        evaluate(SOLUTION, isolation=isolation.Isolation("user"))
+    assert "cannot use its work folder" in str(error.value) and "Permission denied" in str(error.value)
