@@ -49,21 +49,35 @@ def isolation_for(args, default):
     return isolation
 
 
+INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C (128 + SIGINT)
+
+
+def stopped_by(received):
+    """The exit status after a stop by ``received`` signals: 130 for Ctrl-C, 143 for SIGTERM."""
+    import signal
+    return 128 + (received[0] if received else signal.SIGINT)
+
+
 def cmd_check(args):
     from .grade import GraderError, evaluate, public_json, text_report
     from .isolation import IsolationError
+    from .runner import GradingInterrupted
     if not os.path.isfile(args.file):
         what = "is a folder, not a file" if os.path.isdir(args.file) else "does not exist"
         print(f"grader: {args.file} {what}: give the path of your vae.py (or flows.py)", file=sys.stderr)
         return 2
-    isolation = isolation_for(args, "auto" if args.all else "none")
-    if isolation is None:
-        return 2
-    try:
-        result = evaluate(args.file, include_hidden=args.all, isolation=isolation, part=args.part)
-    except (GraderError, IsolationError) as e:
-        print(f"grader: {e}", file=sys.stderr)
-        return 2
+    with stop_cleanly() as received:  # a Ctrl-C while the isolation is probed stops it too
+        isolation = isolation_for(args, "auto" if args.all else "none")
+        if isolation is None:
+            return 2
+        try:
+            result = evaluate(args.file, include_hidden=args.all, isolation=isolation, part=args.part)
+        except GradingInterrupted:
+            print("grader: stopped; nothing was checked", file=sys.stderr)
+            return stopped_by(received)
+        except (GraderError, IsolationError) as e:
+            print(f"grader: {e}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(public_json(result), indent=1))
     else:
@@ -72,20 +86,35 @@ def cmd_check(args):
 
 
 def cmd_grade(args):
-    from .batch import grade_folder
+    from .batch import BatchError, find_submissions, grade_folder, prepare_out
     if not os.path.isdir(args.directory):
         print(f"grader: {args.directory} is not a folder", file=sys.stderr)
         return 2
-    from .batch import find_submissions
     if not find_submissions(args.directory):
         print(f"grader: {args.directory} holds no submissions: one .py per student, or one folder per student "
               f"holding vae.py", file=sys.stderr)
         return 2
-    isolation = isolation_for(args, "auto")
-    if isolation is None:
+    try:
+        prepare_out(args.out)  # before the isolation probe: a wrong --out is said at once
+    except BatchError as e:
+        print(f"grader: {e}", file=sys.stderr)
         return 2
-    rows = grade_folder(args.directory, args.out, jobs=args.jobs, force=args.force, isolation=isolation)
-    print(f"graded {len(rows) - rows.skipped} submissions: {os.path.join(args.out, 'grades.csv')}; what the class "
+    with stop_cleanly() as received:
+        isolation = isolation_for(args, "auto")
+        if isolation is None:
+            return 2
+        try:
+            rows = grade_folder(args.directory, args.out, jobs=args.jobs, force=args.force, isolation=isolation)
+        except BatchError as e:
+            print(f"grader: {e}", file=sys.stderr)
+            return 2
+    graded = len(rows) - rows.skipped
+    if rows.interrupted:
+        print(f"grader: stopped after grading {graded} submission(s) this run; {rows.interrupted} were not graded. "
+              f"{os.path.join(args.out, 'grades.csv')} and summary.md hold the {len(rows)} graded so far; run the "
+              f"same command again to carry on.", file=sys.stderr)
+        return stopped_by(received)
+    print(f"graded {graded} submissions: {os.path.join(args.out, 'grades.csv')}; what the class "
           f"got wrong: {os.path.join(args.out, 'summary.md')}")
     if rows.skipped:
         print(f"skipped {rows.skipped} already graded in {args.out} (their rows are in grades.csv; "
@@ -97,6 +126,15 @@ def cmd_grade(args):
               f"run the same command again once the cause is fixed)", file=sys.stderr)
         return 1
     return 0
+
+
+def stop_cleanly():
+    """Ctrl-C (SIGINT) and SIGTERM stop the grading cleanly: the children killed, their folders
+    removed, what was finished kept; no traceback."""
+    import signal
+
+    from .runner import stop_cleanly_on
+    return stop_cleanly_on(signal.SIGINT, signal.SIGTERM)
 
 
 def cmd_nbgrader_course(args):
@@ -121,11 +159,16 @@ def cmd_gradescope_bundle(args):
 def cmd_gradescope_run(args):
     from .gradescope import run
     from .isolation import IsolationError
-    try:
-        data = run(args.root)
-    except IsolationError as e:  # no results.json: Gradescope shows the autograder failed, not a 0
-        print(f"grader: {e}", file=sys.stderr)
-        return 2
+    from .runner import GradingInterrupted
+    with stop_cleanly() as received:
+        try:
+            data = run(args.root)
+        except IsolationError as e:  # no results.json: Gradescope shows the autograder failed, not a 0
+            print(f"grader: {e}", file=sys.stderr)
+            return 2
+        except GradingInterrupted:  # Gradescope's timeout (SIGTERM): no results.json, never a 0
+            print("grader: stopped before the submission was graded; no results were written", file=sys.stderr)
+            return stopped_by(received)
     print(f"score {data['score']}: {os.path.join(args.root, 'results', 'results.json')}")
     return 0
 
@@ -171,7 +214,11 @@ def main(argv=None):
     p.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", "/autograder"))
     p.set_defaults(func=cmd_gradescope_run)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # a command that grades nothing (release, nbgrader-course): no traceback
+        print("grader: stopped (Ctrl-C)", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -9,15 +9,67 @@ when anyone submitted flows.py, also a column per flows function and flows_total
 from the total: the part is optional); and summary.md with scores.png: what the class got
 wrong (grader/summary.py).
 """
+import contextlib
 import csv
 import json
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from .checks import FUNCTIONS, PARTS
 from .grade import evaluate, public_json, text_report
+from .runner import GradingInterrupted, stopping
 from .summary import write_summary
+
+LOCK = ".grading.lock"
+
+
+class BatchError(RuntimeError):
+    """OUT cannot be used (not creatable, not writable, graded by another run): nothing was graded."""
+
+
+def prepare_out(out):
+    """Make OUT, and prove it writable, before anything is graded; BatchError saying why not."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise BatchError(f"--out {out} is a file, not a folder")
+    try:
+        os.makedirs(out, exist_ok=True)
+        probe = os.path.join(out, f".write-test-{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise BatchError(f"cannot write the results into {out}: {e.strerror or e}") from None
+
+
+@contextlib.contextmanager
+def owning(out):
+    """Hold OUT for this run: a second `grade` on the same OUT is refused, naming this one. The lock
+    is the kernel's (flock), so a run that was killed leaves nothing stuck."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; one run per OUT is then the instructor's to keep
+        yield
+        return
+    path = os.path.join(out, LOCK)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another run"
+            raise BatchError(f"{out} is being graded by {holder}: wait for it to finish, or use another --out") \
+                from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"`grade` run {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
 
 
 def find_submissions(directory):
@@ -49,6 +101,8 @@ def grade_part(path, part, isolation, hidden_paths):
 def grade_one(student, paths, out, isolation, hidden_paths):
     """Grade one student and only then write NAME.json and NAME.txt: by the time they are
     written, every process of the submission is gone, and OUT was hidden from them."""
+    if stopping():
+        raise GradingInterrupted()
     record, feedback = grade_part(paths["vae"], "vae", isolation, hidden_paths)
     record["student"] = student
     if "flows" in paths:
@@ -66,23 +120,29 @@ def _write(path, text):
 
 
 class BatchResult(list):
-    """The rows of grades.csv, with the students skipped as already graded and those the grader
-    itself failed on ({student: reason}: not written, so a rerun grades them)."""
-    skipped, failed = 0, None
+    """The rows of grades.csv, with the students skipped as already graded, those the grader
+    itself failed on ({student: reason}: not written, so a rerun grades them), and how many
+    were left ungraded because grading was interrupted."""
+    skipped, failed, interrupted = 0, None, 0
 
 
 def grade_folder(directory, out, jobs=2, force=False, isolation="none", progress=True):
-    """Grade every submission in ``directory``; returns the rows of grades.csv (a BatchResult)."""
-    from tqdm import tqdm
-
+    """Grade every submission in ``directory``; returns the rows of grades.csv (a BatchResult).
+    BatchError, before anything is graded, when OUT cannot be used."""
     from .isolation import choose
     isolation = choose(isolation) if isinstance(isolation, str) else isolation
-    os.makedirs(out, exist_ok=True)
+    prepare_out(out)
+    with owning(out):
+        return _grade_folder(directory, out, jobs, force, isolation, progress)
+
+
+def _grade_folder(directory, out, jobs, force, isolation, progress):
+    from tqdm import tqdm
     submissions = find_submissions(directory)
     todo = {s: p for s, p in submissions.items()
             if force or not os.path.exists(os.path.join(out, f"{s}.json"))}
     hidden_paths = [os.path.abspath(directory), os.path.abspath(out)]
-    failed = {}
+    failed, interrupted = {}, 0
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each job is a child process
         futures = {pool.submit(grade_one, s, p, out, isolation, hidden_paths): s for s, p in todo.items()}
         with tqdm(total=len(futures), desc="grading", unit="student", file=sys.stderr,
@@ -90,14 +150,16 @@ def grade_folder(directory, out, jobs=2, force=False, isolation="none", progress
             for future in as_completed(futures):
                 try:
                     future.result()
+                except GradingInterrupted:  # Ctrl-C: nothing recorded; a rerun grades them
+                    interrupted += 1
                 except Exception as e:  # the grader's own failure: reported, never a student's 0
                     failed[futures[future]] = f"{type(e).__name__}: {e}"
                 bar.update(1)
     rows = BatchResult()
-    rows.skipped, rows.failed = len(submissions) - len(todo), failed
+    rows.skipped, rows.failed, rows.interrupted = len(submissions) - len(todo), failed, interrupted
     records = {}
     for student in submissions:
-        if student in failed:
+        if student in failed or not os.path.exists(os.path.join(out, f"{student}.json")):
             continue
         with open(os.path.join(out, f"{student}.json")) as f:
             record = records[student] = json.load(f)

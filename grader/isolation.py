@@ -107,7 +107,8 @@ def interpreter_paths():
                 "sys.base_exec_prefix, *sys.path]))")
         import json
         try:
-            out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60)
+            out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60,
+                                 start_new_session=True)
             paths = json.loads(out.stdout)
         except (OSError, ValueError, subprocess.SubprocessError):
             paths = [sys.prefix, sys.base_prefix]
@@ -230,7 +231,8 @@ def sandbox_available():
             code = (DROP.format(_probe_uid()) if _is_root() else "") + "import numpy, autograd"
             command = sandbox_prefix(workdir, [ROOT]) + [sys.executable, "-I", "-c", code]
             try:
-                result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=workdir)
+                result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=workdir,
+                                        start_new_session=True)  # a Ctrl-C meant for the grader is no "no"
             except (OSError, subprocess.SubprocessError) as e:
                 return False, f"bubblewrap could not be run ({e})"
             if result.returncode != 0:
@@ -299,12 +301,13 @@ def user_isolation_available():
         uid = _probe_uid()
         try:
             result = subprocess.run([sys.executable, "-I", "-c", DROP.format(uid)], capture_output=True, text=True,
-                                    timeout=60)
+                                    timeout=60, start_new_session=True)
             if result.returncode != 0:
                 last = (result.stderr.strip().splitlines() or ["no message"])[-1]
                 return False, f"this system does not let root switch to another user ({last})"
             runs = subprocess.run([sys.executable, "-I", "-c", "import numpy, autograd"], user=uid, group=uid,
-                                  extra_groups=[], capture_output=True, text=True, timeout=60, cwd="/")
+                                  extra_groups=[], capture_output=True, text=True, timeout=60, cwd="/",
+                                  start_new_session=True)
             if runs.returncode != 0:
                 last = (runs.stderr.strip().splitlines() or ["no message"])[-1]
                 raise OSError(last)

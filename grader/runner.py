@@ -14,9 +14,11 @@ the calls after it. A child that never reports it started (bubblewrap failed, th
 to another user failed) is the grader's failure, raised as IsolationError, never the
 student's.
 """
+import contextlib
 import io
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -24,6 +26,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -36,6 +39,69 @@ from .paths import ASSIGNMENT, ROOT
 HERE = os.path.dirname(os.path.abspath(__file__))
 FRAME_MAGIC = b"VAEK"
 MARKER = "VAE_GRADER_RUN"
+
+
+class GradingInterrupted(Exception):
+    """Grading was stopped (Ctrl-C, SIGTERM): the run in flight was killed and nothing of it counts."""
+
+
+_stop = threading.Event()
+_running = set()  # the children running now, so that a stop can kill them
+
+
+def stop_all_runs(*_):
+    """Stop grading: no child starts from now on, and every child running is killed (its run then
+    raises GradingInterrupted, and its folders are removed as usual). Safe in a signal handler."""
+    _stop.set()
+    for process in list(_running):
+        _kill_group(process)
+
+
+def stopping():
+    return _stop.is_set()
+
+
+def _kill_group(process):
+    try:
+        if portable():
+            process.kill()
+        else:
+            os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+def _start_child(command, **options):
+    """Popen, registered so that a stop kills it; GradingInterrupted once a stop was asked for."""
+    if _stop.is_set():
+        raise GradingInterrupted()
+    process = subprocess.Popen(command, **options)
+    _running.add(process)
+    if _stop.is_set():  # a stop that came while it started: it may not have seen this child
+        _kill_group(process)
+    return process
+
+
+@contextlib.contextmanager
+def stop_cleanly_on(*signals):
+    """While in effect, each of ``signals`` (SIGINT: Ctrl-C; SIGTERM: a timeout) stops grading
+    cleanly (stop_all_runs) instead of raising KeyboardInterrupt wherever the main thread is;
+    yields the list of signals received. Only in the main thread (elsewhere it changes nothing)."""
+    received, previous = [], {}
+    _stop.clear()
+
+    def handler(number, frame):
+        received.append(number)
+        stop_all_runs()
+    if threading.current_thread() is threading.main_thread():
+        for number in signals:
+            previous[number] = signal.signal(number, handler)
+    try:
+        yield received
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+        _stop.clear()
 
 
 class Limits:
@@ -90,8 +156,10 @@ def prepare_folders(submission_path, module="vae", base=None):
     request and its inputs. A child that drops root can neither read nor change it, so a
     restarted child never runs anything the student's code wrote. ``base``: the folder to make
     them in (default: the temporary folder)."""
-    workdir = tempfile.mkdtemp(prefix="vae-grade-", dir=base)
-    control = tempfile.mkdtemp(prefix="vae-grade-control-", dir=base)
+    remove_stale_folders([base or tempfile.gettempdir()])
+    # the grader's pid in the names: a later run knows them as its own, and whether their run is gone
+    workdir = tempfile.mkdtemp(prefix=f"vae-grade-{os.getpid()}-", dir=base)
+    control = tempfile.mkdtemp(prefix=f"vae-grade-control-{os.getpid()}-", dir=base)
     shutil.copyfile(submission_path, os.path.join(workdir, f"{module}.py"))
     if module != "vae":
         shutil.copyfile(companion_vae(), os.path.join(workdir, "vae.py"))
@@ -101,6 +169,45 @@ def prepare_folders(submission_path, module="vae", base=None):
     shutil.copytree(os.path.join(ROOT, "data"), os.path.join(workdir, "data"),
                     ignore=shutil.ignore_patterns("mnist", "__pycache__", "*.gz"))
     return workdir, control
+
+
+STALE_FOLDER = re.compile(r"vae-grade-(?:control-)?(\d+)-")
+_swept = set()
+
+
+def remove_stale_folders(bases):
+    """Remove what runs that were killed (SIGKILL, a power cut) left in ``bases``: only the
+    grader's own folders (vae-grade-PID-...), only when the run PID is gone. Once per folder and process."""
+    for base in bases:
+        if base in _swept or os.name != "posix":
+            continue
+        _swept.add(base)
+        try:
+            entries = list(os.scandir(base))
+        except OSError:
+            continue
+        for entry in entries:
+            match = STALE_FOLDER.match(entry.name)
+            try:
+                mine = os.geteuid() == 0 or entry.stat(follow_symlinks=False).st_uid == os.geteuid()
+                if match and mine and entry.is_dir(follow_symlinks=False) and not _alive(int(match.group(1))):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+            except OSError:
+                pass
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    if os.path.isdir("/proc"):
+        return live_owner(pid) is not None  # a zombie runs nothing
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass
+    return True
 
 
 def run_submission(submission_path, calls, inputs, limits=None, isolation=None, hidden_paths=(), module="vae"):
@@ -146,6 +253,8 @@ def _answer_calls(calls, workdir, control, limits, prefix, uid, isolation):
     run_child = _run_child_portable if isolation.mode == "none" and portable() else _run_child
     for _ in range(limits.restarts + 1):
         frames, reason, log = run_child(workdir, control, first, limits, prefix, uid)
+        if _stop.is_set():
+            raise GradingInterrupted()
         if not frames or frames[0][0].get("id") != "__started__":
             raise IsolationError(f"the submission's process did not start ({isolation.mode} isolation): "
                                  + (log.strip()[-600:] or reason))
@@ -192,16 +301,21 @@ def _run_child(workdir, control, first_call, limits, sandbox_prefix_args, uid):
         command = sandbox_prefix_args + command
     # The log is an unnamed file outside the work folder: the student's code cannot swap it for a link.
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        try:
+            process = _start_child(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                    pass_fds=(write_end,), start_new_session=True, env=env,
                                    preexec_fn=_limit_child(limits))
-        os.close(write_end)
+        finally:
+            os.close(write_end)
         buffer, reason = bytearray(), None
         deadline = time.monotonic() + limits.wall_seconds
         exited_at = None
         try:
             while True:
                 now = time.monotonic()
+                if _stop.is_set():
+                    reason = "was stopped: grading was interrupted"
+                    break
                 if now > deadline:
                     reason = f"did not finish within {limits.wall_seconds} s (it was stopped)"
                     break
@@ -238,10 +352,10 @@ def _run_child_portable(workdir, control, first_call, limits, sandbox_prefix_arg
     command = [sys.executable, "-I", os.path.join(control, "child.py"), workdir, control, results_path,
                str(first_call)]
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        process = _start_child(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         deadline, reason = time.monotonic() + limits.wall_seconds, None
         try:
-            while process.poll() is None:
+            while process.poll() is None and not _stop.is_set():
                 if time.monotonic() > deadline:
                     reason = f"did not finish within {limits.wall_seconds} s (it was stopped)"
                     break
@@ -253,6 +367,7 @@ def _run_child_portable(workdir, control, first_call, limits, sandbox_prefix_arg
             if process.poll() is None:
                 process.kill()
             process.wait()
+            _running.discard(process)
         try:
             with open(results_path, "rb") as f:
                 data = f.read(limits.result_bytes)
@@ -285,6 +400,7 @@ def _kill_everything(process, marker, uid=None):
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()
+    _running.discard(process)
     if uid is not None:
         kill_user(uid)
     _kill_marked(f"{MARKER}={marker}".encode())

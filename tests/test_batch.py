@@ -1,0 +1,157 @@
+"""`grade` as an instructor runs it in a terminal: Ctrl-C is a clean stop, OUT belongs to one run
+at a time, a wrong OUT is said before anything is graded, and what a killed run left in the
+temporary folder is removed by the next run."""
+import csv
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, processes_with
+from submissions import source_with
+
+HANG_IN_KL = source_with({"compute_KL": "while True:\n    pass\n"})
+
+
+def start_grader(*args, tmpdir, read_only=None):
+    """`python -m grader ARGS` in its own process group, as a terminal runs a foreground command;
+    ``read_only``: a folder mounted read-only for it (bubblewrap), as a full or read-only disk is."""
+    env = dict(os.environ, TMPDIR=str(tmpdir))
+    env.pop("PYTHONPATH", None)
+    prefix = [shutil.which("bwrap"), "--dev-bind", "/", "/", "--ro-bind", read_only, read_only] if read_only else []
+    return subprocess.Popen([*prefix, sys.executable, "-m", "grader", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for(condition, seconds=120, what="the condition"):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
+        time.sleep(0.05)
+
+
+def leftovers(tmpdir):
+    return [n for n in os.listdir(tmpdir) if n.startswith("vae-grade")]
+
+
+def runs_in(tmpdir):
+    """The work folders of submissions' runs (not the isolation probe's)."""
+    return [n for n in leftovers(tmpdir) if re.match(r"vae-grade-\d+-", n)]
+
+
+def a_class(folder, students):
+    folder.mkdir()
+    for i in range(students):
+        (folder / f"s{i:03d}.py").write_text(source_with({}))
+    return folder
+
+
+def test_ctrl_c_stops_grade_cleanly_and_a_rerun_carries_on(tmp_path):
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    folder, out = a_class(tmp_path / "class", 40), tmp_path / "out"
+    grader = start_grader("grade", str(folder), "--out", str(out), "--jobs", "2", tmpdir=tmpdir)
+    wait_for(lambda: out.is_dir() and len(list(out.glob("*.json"))) >= 2, what="two students graded")
+    os.killpg(grader.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    _, stderr = grader.communicate(timeout=60)
+    assert grader.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "run the same command again to carry on" in stderr
+    graded = sorted(p.stem for p in out.glob("*.json"))
+    rows = {r["student"]: float(r["total"]) for r in csv.DictReader(open(out / "grades.csv"))}
+    assert 2 <= len(graded) < 40 and sorted(rows) == graded and set(rows.values()) == {100}
+    assert (out / "summary.md").exists() and not leftovers(tmpdir)
+    assert f"stopped after grading {len(graded)} submission(s)" in stderr
+
+    rerun = start_grader("grade", str(folder), "--out", str(out), tmpdir=tmpdir)
+    stdout, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stderr[-2000:]
+    rows = {r["student"]: float(r["total"]) for r in csv.DictReader(open(out / "grades.csv"))}
+    assert len(rows) == 40 and set(rows.values()) == {100}
+    assert f"skipped {len(graded)} already graded" in stdout and not leftovers(tmpdir)
+
+
+@pytest.mark.parametrize("command, sign, status", [(("check", "--all"), signal.SIGINT, 130),
+                                                   (("check", "--no-sandbox"), signal.SIGINT, 130),
+                                                   (("gradescope-run",), signal.SIGTERM, 143)])
+def test_a_stop_while_a_submission_runs_kills_it_and_leaves_nothing(tmp_path, command, sign, status):
+    """check and the Gradescope run (SIGTERM: Gradescope's timeout) stop within seconds, say so,
+    remove the run's folders and record nothing: no score, no results.json."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    submission = tmp_path / "submission" / "vae.py"
+    submission.parent.mkdir()
+    submission.write_text(HANG_IN_KL)
+    args = (*command, str(submission)) if command[0] == "check" else (*command, "--root", str(tmp_path))
+    grader = start_grader(*args, tmpdir=tmpdir)
+    wait_for(lambda: runs_in(tmpdir), what="the submission's run to start")
+    time.sleep(1.0)  # well into the hanging call
+    os.killpg(grader.pid, sign)
+    stdout, stderr = grader.communicate(timeout=60)
+    assert grader.returncode == status, stderr[-2000:]
+    assert "Traceback" not in stderr and "stopped" in stderr and "Total" not in stdout
+    assert not leftovers(tmpdir) and not (tmp_path / "results" / "results.json").exists()
+
+
+def test_a_second_grade_on_the_same_out_is_refused_naming_the_first(tmp_path):
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    folder, out = a_class(tmp_path / "class", 12), tmp_path / "out"
+    first = start_grader("grade", str(folder), "--out", str(out), "--jobs", "1", tmpdir=tmpdir)
+    wait_for(lambda: out.is_dir() and list(out.glob("*.json")), what="the first run to start grading")
+    second = start_grader("grade", str(folder), "--out", str(out), tmpdir=tmpdir)
+    _, stderr = second.communicate(timeout=300)
+    assert second.returncode == 2 and f"is being graded by `grade` run {first.pid}" in stderr, stderr[-2000:]
+    _, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr[-2000:]
+    rows = {r["student"]: float(r["total"]) for r in csv.DictReader(open(out / "grades.csv"))}
+    assert len(rows) == 12 and set(rows.values()) == {100}
+
+
+def test_a_killed_run_leaves_no_lock_and_its_folders_are_removed_by_the_next(tmp_path):
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    folder, out = a_class(tmp_path / "class", 1), tmp_path / "out"
+    (folder / "hangs.py").write_text(HANG_IN_KL)
+    killed = start_grader("grade", str(folder), "--out", str(out), "--no-sandbox", tmpdir=tmpdir)
+    wait_for(lambda: runs_in(tmpdir), what="a submission's run to start")
+    time.sleep(0.5)
+    killed.kill()  # SIGKILL: no clean-up runs
+    killed.communicate(timeout=60)
+    for pid in processes_with(str(tmpdir)):  # its children, which --no-sandbox does not tie to it
+        os.kill(pid, signal.SIGKILL)
+    left = leftovers(tmpdir)
+    assert left, "the killed run left nothing to clean"
+    os.makedirs(tmpdir / "vae-grade-unrelated")  # not of the grader's naming: never touched
+    rerun = start_grader("grade", str(folder), "--out", str(out), "--no-sandbox", tmpdir=tmpdir)
+    _, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stderr[-2000:]
+    assert leftovers(tmpdir) == ["vae-grade-unrelated"]
+
+
+@pytest.mark.parametrize("case", ["a file", "read-only", "inside a read-only folder"])
+def test_an_out_that_cannot_be_written_is_one_line_before_anything_is_graded(tmp_path, case):
+    folder = a_class(tmp_path / "class", 1)
+    out, read_only = tmp_path / "out", None
+    if case == "a file":
+        out.write_text("")
+    elif case == "read-only":
+        out.mkdir()
+        read_only = str(out)
+    else:
+        (tmp_path / "ro").mkdir()
+        out = tmp_path / "ro" / "out"
+        read_only = str(tmp_path / "ro")
+    if read_only and not (shutil.which("bwrap") and subprocess.run(
+            ["bwrap", "--dev-bind", "/", "/", "true"], capture_output=True).returncode == 0):
+        pytest.skip("a read-only folder is made with bubblewrap, which cannot run here")
+    grader = start_grader("grade", str(folder), "--out", str(out), "--no-sandbox", tmpdir=tmp_path,
+                          read_only=read_only)
+    stdout, stderr = grader.communicate(timeout=120)
+    assert grader.returncode == 2 and "Traceback" not in stderr, stderr[-2000:]
+    assert len(stderr.strip().splitlines()) == 1 and str(out) in stderr and not stdout
+    assert not list(tmp_path.glob("**/*.json"))
