@@ -105,11 +105,20 @@ def stop_cleanly_on(*signals):
 
 
 class Limits:
+    """The limits of a submission's processes (grader/config.json's "limits").
+
+    ``function_seconds``: the wall-clock time each graded function may take over all its checks;
+    a function that uses it up is stopped, and its remaining checks are not run, so a hang costs
+    that function only and a student at most about (number of functions) x this. ``wall_seconds``:
+    for starting and importing the file. ``failures_per_function``: how often one function may end
+    the process (crash, exit) before its remaining checks are given up."""
+
     def __init__(self, wall_seconds=60, cpu_seconds=120, memory_mb=4096, file_mb=64, result_mb=256,
-                 restarts=6, **_):
+                 function_seconds=20, failures_per_function=2, **_):
         self.wall_seconds, self.cpu_seconds = wall_seconds, cpu_seconds
         self.memory_bytes, self.file_bytes = memory_mb << 20, file_mb << 20
-        self.result_bytes, self.restarts = result_mb << 20, restarts
+        self.result_bytes = result_mb << 20
+        self.function_seconds, self.failures_per_function = function_seconds, failures_per_function
 
 
 def _limit_child(limits):
@@ -248,38 +257,97 @@ def portable():
 
 
 def _answer_calls(calls, workdir, control, limits, prefix, uid, isolation):
-    results, import_info, log, first = {}, None, "", 0
+    """Run the child until every call is answered or given up on. Each function is judged on its
+    own: a call that ends the process (a crash, an exit, a hang past its function's time) is blamed
+    on that call alone, and a fresh child answers the calls after it. A function that has used its
+    time, or ended the process ``failures_per_function`` times, has its remaining calls marked as
+    not run: one function's fault costs that function only, in bounded time."""
+    results, import_info, log = {}, None, ""
+    used, failures, given_up = {}, {}, {}  # per function: seconds taken, processes ended, why not run
     # isolated runs need the Linux runner (a process group to kill, the limits, the fd it writes to)
     run_child = _run_child_portable if isolation.mode == "none" and portable() else _run_child
-    for _ in range(limits.restarts + 1):
-        frames, reason, log = run_child(workdir, control, first, limits, prefix, uid)
+    for _ in range(len(calls) + 1):  # every round answers or gives up at least one call
+        todo = [i for i, call in enumerate(calls) if call["id"] not in results and call["function"] not in given_up]
+        if not todo:
+            break
+        watch, log = run_child(workdir, control, todo, calls, used, limits, prefix, uid)
         if _stop.is_set():
             raise GradingInterrupted()
+        frames = watch.frames
         if not frames or frames[0][0].get("id") != "__started__":
             raise IsolationError(f"the submission's process did not start ({isolation.mode} isolation): "
-                                 + (log.strip()[-600:] or reason))
+                                 + (log.strip()[-600:] or watch.reason))
         for header, arrays in frames[1:]:
             if header.get("id") == "__import__":
                 import_info = import_info or header
             elif header.get("id") not in results:
                 results[header["id"]] = (header, arrays)
         if import_info is None:
-            import_info = {"status": "raised", "message": f"your file could not be imported: {reason}"}
+            import_info = {"status": "raised", "message": f"your file could not be imported: {watch.reason}"}
         if import_info.get("status") != "ok":
             break
-        pending = [i for i, call in enumerate(calls) if call["id"] not in results]
-        if not pending:
-            break
+        pending = [i for i in todo if calls[i]["id"] not in results]
+        if not pending or watch.restart:  # all answered, or the child ended itself after an answer
+            continue
         lost = calls[pending[0]]  # the call during which the child stopped answering
-        results[lost["id"]] = ({"id": lost["id"], "status": "raised",
-                                "message": f"{lost['function']} {reason}"}, {})
-        first = pending[0] + 1
-        if first >= len(calls):
-            break
-    for call in calls:  # out of restarts: whatever is left was never answered
-        results.setdefault(call["id"], ({"id": call["id"], "status": "raised",
-                                         "message": f"{call['function']} was not run: the process kept failing"}, {}))
+        function = lost["function"]
+        results[lost["id"]] = ({"id": lost["id"], "status": "raised", "message": f"{function} {watch.reason}"}, {})
+        failures[function] = failures.get(function, 0) + 1
+        if used.get(function, 0.0) >= limits.function_seconds:
+            given_up[function] = (f"{function} was not run on this check: it had already used all of its "
+                                  f"{limits.function_seconds:g} s")
+        elif failures[function] >= limits.failures_per_function:
+            given_up[function] = (f"{function} was not run on this check: it had already ended the process "
+                                  f"{failures[function]} times")
+    for call in calls:
+        why = given_up.get(call["function"], f"{call['function']} was not run: the process kept failing")
+        results.setdefault(call["id"], ({"id": call["id"], "status": "raised", "message": why}, {}))
     return import_info, results, log
+
+
+class _Watch:
+    """What the parent sees of one child run, as it happens: the frames so far, which call is in
+    flight and since when, and why the run ended (None: it answered everything it was given)."""
+
+    def __init__(self, todo, calls, used, limits):
+        self.todo, self.calls, self.used, self.limits = todo, calls, used, limits
+        self.frames, self.buffer, self.position, self.answered = [], bytearray(), 0, 0
+        self.started, self.call_started = time.monotonic(), None
+        self.reason, self.restart = None, False
+
+    def deadline(self):
+        """When the call in flight (or the start and import) must have answered."""
+        if self.call_started is None or self.answered >= len(self.todo):
+            return (self.call_started or self.started) + self.limits.wall_seconds
+        function = self.calls[self.todo[self.answered]]["function"]
+        return self.call_started + max(0.0, self.limits.function_seconds - self.used.get(function, 0.0))
+
+    def expired(self, now):
+        """Past the deadline: charge the call in flight its function's whole time, and say so."""
+        if self.call_started is not None and self.answered < len(self.todo):
+            function = self.calls[self.todo[self.answered]]["function"]
+            self.used[function] = self.limits.function_seconds
+            self.reason = f"did not finish within {self.limits.function_seconds:g} s (it was stopped)"
+        else:
+            self.reason = f"did not finish within {self.limits.wall_seconds:g} s (it was stopped)"
+
+    def take(self, chunk, now):
+        """Add bytes read from the child; False once it sent more than any answer needs."""
+        if len(self.buffer) + len(chunk) > self.limits.result_bytes:
+            self.reason = "sent more data than any answer needs (it was stopped)"
+            return False
+        self.buffer += chunk
+        frames, self.position = take_frames(self.buffer, self.position)
+        for header, arrays in frames:
+            self.frames.append((header, arrays))
+            if header.get("id") == "__import__":
+                self.call_started = now
+            elif self.answered < len(self.todo) and header.get("id") == self.calls[self.todo[self.answered]]["id"]:
+                function = self.calls[self.todo[self.answered]]["function"]
+                self.used[function] = self.used.get(function, 0.0) + now - self.call_started
+                self.call_started, self.answered = now, self.answered + 1
+                self.restart = bool(header.get("restart"))  # it left threads or processes: it ends itself
+        return True
 
 
 def _child_env(workdir, **extra):
@@ -291,14 +359,16 @@ def _child_env(workdir, **extra):
             **extra}
 
 
-def _run_child(workdir, control, first_call, limits, sandbox_prefix_args, uid):
+def _run_child(workdir, control, todo, calls, used, limits, sandbox_prefix_args, uid):
+    """One child answering ``todo`` (indices into ``calls``); returns (its _Watch, the log's tail)."""
     read_end, write_end = os.pipe()
     marker = uuid.uuid4().hex
     env = _child_env(workdir, **{MARKER: marker})
     command = [sys.executable, "-I", os.path.join(control, "child.py"), workdir, control, str(write_end),
-               str(first_call)]
+               ",".join(map(str, todo))]
     if sandbox_prefix_args:
         command = sandbox_prefix_args + command
+    watch = _Watch(todo, calls, used, limits)
     # The log is an unnamed file outside the work folder: the student's code cannot swap it for a link.
     with tempfile.TemporaryFile() as log:
         try:
@@ -307,27 +377,24 @@ def _run_child(workdir, control, first_call, limits, sandbox_prefix_args, uid):
                                    preexec_fn=_limit_child(limits))
         finally:
             os.close(write_end)
-        buffer, reason = bytearray(), None
-        deadline = time.monotonic() + limits.wall_seconds
         exited_at = None
         try:
             while True:
                 now = time.monotonic()
                 if _stop.is_set():
-                    reason = "was stopped: grading was interrupted"
+                    watch.reason = "was stopped: grading was interrupted"
                     break
-                if now > deadline:
-                    reason = f"did not finish within {limits.wall_seconds} s (it was stopped)"
+                if now > watch.deadline():
+                    watch.expired(now)
                     break
-                ready, _, _ = select.select([read_end], [], [], min(0.1, deadline - now))
+                ready, _, _ = select.select([read_end], [], [], max(0.0, min(0.1, watch.deadline() - now)))
                 if ready:
                     chunk = os.read(read_end, 1 << 20)
-                    if not chunk:
-                        break  # every writer is gone
-                    if len(buffer) + len(chunk) > limits.result_bytes:
-                        reason = "sent more data than any answer needs (it was stopped)"
+                    if not chunk:  # every writer is gone: let the child's own ending be known
+                        _wait(process, 1.0)
                         break
-                    buffer += chunk
+                    if not watch.take(chunk, time.monotonic()):
+                        break
                 elif process.poll() is not None:
                     # the child is gone; a process it forked may still hold the pipe open
                     exited_at = exited_at or now
@@ -335,32 +402,45 @@ def _run_child(workdir, control, first_call, limits, sandbox_prefix_args, uid):
                         break
         finally:
             os.close(read_end)
+            code = process.poll()
             _kill_everything(process, marker, uid)
-        return parse_frames(bytes(buffer)), reason or _ending(process.returncode), _tail(log)
+        watch.reason = watch.reason or _ending(code, sandboxed=bool(sandbox_prefix_args))
+        return watch, _tail(log)
 
 
-def _run_child_portable(workdir, control, first_call, limits, sandbox_prefix_args=None, uid=None):
+def _wait(process, seconds):
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _run_child_portable(workdir, control, todo, calls, used, limits, sandbox_prefix_args=None, uid=None):
     """The child run with only what Python offers on Windows, macOS and Linux alike: a subprocess,
-    a results file it writes frames to (its stdout stays free for the student's prints), a
-    wall-clock deadline polled from here, and a plain kill. No CPU, memory or file-size limits,
-    and a process the child starts on its own may outlive it: this path is for a student's
-    self-check on their own laptop, where the only code run is their own."""
-    results_path = os.path.join(control, f"results-{first_call}.bin")
+    a results file it writes frames to (its stdout stays free for the student's prints), the
+    deadlines polled from here, and a plain kill. No CPU, memory or file-size limits, and a
+    process the child starts on its own may outlive it: this path is for a student's self-check on
+    their own laptop, where the only code run is their own."""
+    results_path = os.path.join(control, f"results-{todo[0]}.bin")
+    open(results_path, "wb").close()
     windows = {k: v for k, v in os.environ.items()
                if k.upper() in ("SYSTEMROOT", "WINDIR", "TEMP", "TMP", "PATHEXT", "COMSPEC", "USERPROFILE")}
     env = _child_env(workdir, PYTHONIOENCODING="utf-8", **windows)
     command = [sys.executable, "-I", os.path.join(control, "child.py"), workdir, control, results_path,
-               str(first_call)]
-    with tempfile.TemporaryFile() as log:
+               ",".join(map(str, todo))]
+    watch = _Watch(todo, calls, used, limits)
+    with tempfile.TemporaryFile() as log, open(results_path, "rb") as results:
         process = _start_child(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
-        deadline, reason = time.monotonic() + limits.wall_seconds, None
         try:
-            while process.poll() is None and not _stop.is_set():
-                if time.monotonic() > deadline:
-                    reason = f"did not finish within {limits.wall_seconds} s (it was stopped)"
+            while not _stop.is_set():
+                ended = process.poll() is not None
+                chunk = results.read()
+                if chunk and not watch.take(chunk, time.monotonic()):
                     break
-                if os.path.exists(results_path) and os.path.getsize(results_path) > limits.result_bytes:
-                    reason = "sent more data than any answer needs (it was stopped)"
+                if ended:
+                    break
+                if time.monotonic() > watch.deadline():
+                    watch.expired(time.monotonic())
                     break
                 time.sleep(0.02)
         finally:
@@ -368,28 +448,35 @@ def _run_child_portable(workdir, control, first_call, limits, sandbox_prefix_arg
                 process.kill()
             process.wait()
             _running.discard(process)
-        try:
-            with open(results_path, "rb") as f:
-                data = f.read(limits.result_bytes)
-            os.remove(results_path)
-        except OSError:
-            data = b""
-        return parse_frames(data), reason or _ending(process.returncode), _tail(log)
+        if _stop.is_set():
+            watch.reason = "was stopped: grading was interrupted"
+        watch.reason = watch.reason or _ending(process.returncode)
+        tail = _tail(log)
+    try:
+        os.remove(results_path)
+    except OSError:
+        pass
+    return watch, tail
 
 
-def _ending(code):
-    """How a child that stopped answering ended."""
-    return "ended the process" + (f" (exit code {code})" if code and code > 0 else
-                                  f" (killed by signal {-code}: {_signal_name(-code)})" if code and code < 0 else "")
+def _ending(code, sandboxed=False):
+    """How a child that stopped answering ended, in words. bubblewrap reports a child killed by a
+    signal as 128 + its number."""
+    if code is None:
+        return "ended the process"
+    number = -code if code < 0 else code - 128 if sandboxed and code > 128 else None
+    if number is None:
+        return f"ended the process (it exited with status {code})"
+    return f"ended the process (killed by {_signal_name(number)})"
 
 
 def _signal_name(number):
     try:
         name = signal.Signals(number).name
     except ValueError:
-        return "unknown"
-    return {"SIGXCPU": "CPU time limit", "SIGKILL": "killed, perhaps out of memory",
-            "SIGSEGV": "crashed"}.get(name, name)
+        return f"signal {number}"
+    return {"SIGXCPU": "SIGXCPU: it used its CPU time", "SIGSEGV": "SIGSEGV: a crash, such as a recursion "
+            "too deep for the C stack", "SIGXFSZ": "SIGXFSZ: it wrote past the file-size limit"}.get(name, name)
 
 
 def _kill_everything(process, marker, uid=None):
@@ -439,24 +526,33 @@ def _tail(log, size=2000):
     return log.read().decode("utf-8", "replace")
 
 
-def parse_frames(data):
-    """Frames in order until the first malformed one; arrays must be plain float64."""
-    frames, position = [], 0
+MALFORMED = 1 << 62  # a position past any data: after a malformed frame nothing more is read
+
+
+def take_frames(data, position=0):
+    """(the whole frames in ``data`` from ``position`` on, the position after them); it stops at
+    the first malformed frame for good. Arrays must be plain float64."""
+    frames = []
     while position + 12 <= len(data):
         if data[position:position + 4] != FRAME_MAGIC:
-            break
-        (length,) = struct.unpack(">Q", data[position + 4:position + 12])
-        payload = data[position + 12:position + 12 + length]
-        if len(payload) != length:
-            break
-        position += 12 + length
+            return frames, MALFORMED
+        (length,) = struct.unpack(">Q", bytes(data[position + 4:position + 12]))
+        if position + 12 + length > len(data):
+            break  # not all here yet
+        payload = bytes(data[position + 12:position + 12 + length])
         try:
             with np.load(io.BytesIO(payload), allow_pickle=False) as saved:
                 header = json.loads(str(saved["__header__"]))
                 arrays = {k: saved[k] for k in saved.files if k != "__header__"}
         except Exception:
-            break
+            return frames, MALFORMED
         if not isinstance(header, dict) or not all(a.dtype == np.float64 for a in arrays.values()):
-            break
+            return frames, MALFORMED
         frames.append((header, {k: np.array(a, dtype=np.float64) for k, a in arrays.items()}))
-    return frames
+        position += 12 + length
+    return frames, position
+
+
+def parse_frames(data):
+    """Frames in order until the first malformed one."""
+    return take_frames(data)[0]

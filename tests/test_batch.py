@@ -155,3 +155,53 @@ def test_an_out_that_cannot_be_written_is_one_line_before_anything_is_graded(tmp
     assert grader.returncode == 2 and "Traceback" not in stderr, stderr[-2000:]
     assert len(stderr.strip().splitlines()) == 1 and str(out) in stderr and not stdout
     assert not list(tmp_path.glob("**/*.json"))
+
+
+KL = "mean, log_std = np.split(q_means_and_log_stds, 2, axis=-1)\n"
+# ways for compute_KL to misbehave, the other four functions being correct -> words its feedback must hold
+FAULTS = {
+    "exits": ("import os\nos._exit(0)", "exited with status 0"),
+    "exit_unprintable": ("class Unprintable:\n    def __str__(self):\n        raise ValueError('no')\n"
+                         "raise SystemExit(Unprintable())", "called exit(<a Unprintable that cannot be shown>)"),
+    "segfaults": ("import sys\nsys.setrecursionlimit(10 ** 7)\ndef deeper(n):\n    return sum(map(deeper, [n + 1]))\n"
+                  "return deeper(0)", "killed by SIGSEGV"),
+    "deep_recursion": ("import sys\nsys.setrecursionlimit(10 ** 6)\ndef deeper(n):\n    return deeper(n + 1)\n"
+                       "return deeper(0)", ("RecursionError", "did not finish within 4 s")),  # a million frames take seconds
+    "hangs": ("while True:\n    pass", "did not finish within 4 s"),
+    "hangs_ignoring_signals": ("import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                               "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+                               "did not finish within 4 s"),
+    "busy_threads": ("import threading\ndef spin():\n    while True:\n        pass\nfor _ in range(60):\n"
+                     "    threading.Thread(target=spin, daemon=True).start()\n" + KL + "return 0 * np.sum(mean, axis=-1)",
+                     ("expected", "did not finish within 4 s")),  # the threads may starve it of the GIL
+}
+
+
+def test_a_fault_in_one_function_costs_that_function_only(tmp_path):
+    """Graded as `grade` grades (hidden checks, default isolation): whatever compute_KL does, the
+    other four functions keep every point, and the feedback says what happened."""
+    import json
+    config = json.load(open(os.path.join(REPO, "grader", "config.json")))
+    config["limits"]["function_seconds"] = 4
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    folder, out = tmp_path / "class", tmp_path / "out"
+    folder.mkdir()
+    (folder / "honest.py").write_text(source_with({}))
+    for name, (code, _) in FAULTS.items():
+        (folder / f"{name}.py").write_text(source_with({"compute_KL": code}))
+    env = dict(os.environ, VAE_GRADER_CONFIG=str(tmp_path / "config.json"), TMPDIR=str(tmp_path))
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run([sys.executable, "-m", "grader", "grade", str(folder), "--out", str(out), "--jobs", "2"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    if "cannot isolate" in result.stderr:
+        pytest.skip("no isolation here: " + result.stderr[-300:])
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert float(rows["honest"]["total"]) == 100
+    for name, (_, words) in FAULTS.items():
+        feedback = (out / f"{name}.txt").read_text()
+        others = {f: float(rows[name][f]) for f in ("sample_latent_variables_from_posterior", "bernoulli_log_prob",
+                                                     "vae_lower_bound", "adam_step")}
+        assert float(rows[name]["compute_KL"]) == 0 and float(rows[name]["total"]) == 80, (name, others, feedback)
+        assert any(w in feedback for w in ((words,) if isinstance(words, str) else words)), (name, feedback)
+        assert "out of memory" not in feedback

@@ -258,7 +258,7 @@ def test_hard_coded_public_answers_fail_hidden_checks(part, function, family, ar
 
 
 # ------------------------------------------------------------------ hostile submissions
-FAST = dict(load_config(), limits={"wall_seconds": 8, "cpu_seconds": 20, "memory_mb": 2048, "file_mb": 16})
+FAST = dict(load_config(), limits={"wall_seconds": 8, "function_seconds": 8, "cpu_seconds": 20, "memory_mb": 2048, "file_mb": 16})
 
 
 def hostile(tmp_path, function, code, isolation="none"):
