@@ -91,8 +91,8 @@ def cmd_grade(args):
         print(f"grader: {args.directory} is not a folder", file=sys.stderr)
         return 2
     if not find_submissions(args.directory):
-        print(f"grader: {args.directory} holds no submissions: one .py per student, or one folder per student "
-              f"holding vae.py", file=sys.stderr)
+        print(f"grader: {args.directory} holds no submissions: one .py (or .ipynb) per student, or one folder "
+              f"per student holding vae.py", file=sys.stderr)
         return 2
     try:
         prepare_out(args.out)  # before the isolation probe: a wrong --out is said at once
@@ -108,6 +108,9 @@ def cmd_grade(args):
         except BatchError as e:
             print(f"grader: {e}", file=sys.stderr)
             return 2
+    from .batch import skipped_entries
+    for entry, why in skipped_entries(args.directory).items():
+        print(f"grader: skipped {entry}: {why}", file=sys.stderr)
     graded = len(rows) - rows.skipped
     if rows.interrupted:
         print(f"grader: stopped after grading {graded} submission(s) this run; {rows.interrupted} were not graded. "

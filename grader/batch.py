@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from .checks import FUNCTIONS, PARTS
 from .grade import evaluate, public_json, text_report
+from .intake import IGNORED, Refused, links_in, locate
 from .runner import GradingInterrupted, stopping
 from .summary import write_summary
 
@@ -72,26 +73,69 @@ def owning(out):
             f.truncate()
 
 
+SUBMISSION_ENDINGS = (".py", ".ipynb", ".py.txt")  # a file per student: Python, a notebook, a hidden extension
+
+
 def find_submissions(directory):
-    """{student: {part: path}}; a folder without vae.py still gets a row (its path does not exist)."""
+    """{student: {"vae": path, "flows": path, "note": which file was graded, "refused": why not}}.
+
+    Every entry that could be a submission gets a student: a file ending in .py, .ipynb or
+    .py.txt (its name, less that, names the student), or a folder (its name), in which the file
+    to grade is found as grader/intake.py says. A folder with nothing gradable, or holding a
+    symbolic link, still gets its student, with the reason."""
     found = {}
     for entry in sorted(os.listdir(directory)):
         path = os.path.join(directory, entry)
-        if entry.startswith("."):
+        if entry.startswith(".") or entry in IGNORED:
             continue
-        if os.path.isdir(path):
-            found[entry] = {"vae": os.path.join(path, "vae.py")}
-            if os.path.isfile(os.path.join(path, "flows.py")):
-                found[entry]["flows"] = os.path.join(path, "flows.py")
-        elif entry.endswith(".py"):
-            found[entry[:-3]] = {"vae": path}
+        if os.path.isdir(path) and not os.path.islink(path):
+            found[entry] = _in_folder(path)
+        else:
+            ending = next((e for e in SUBMISSION_ENDINGS if entry.lower().endswith(e)), None)
+            if ending:
+                found[entry[:-len(ending)]] = {"vae": path}
     return found
 
 
-def grade_part(path, part, isolation, hidden_paths):
+def skipped_entries(directory):
+    """{entry: why}: what find_submissions did not take as a submission (said by grade)."""
+    taken = set()
+    for student, paths in find_submissions(directory).items():
+        taken.add(student)
+    skipped = {}
+    for entry in sorted(os.listdir(directory)):
+        path = os.path.join(directory, entry)
+        if entry.startswith(".") or entry in IGNORED or entry in taken:
+            continue
+        if not any(entry.lower().endswith(e) for e in SUBMISSION_ENDINGS):
+            skipped[entry] = "not a .py file, a notebook or a student's folder"
+    return skipped
+
+
+def _in_folder(folder):
+    paths = {}
+    links = links_in(folder)
+    if links:
+        return {"vae": os.path.join(folder, "vae.py"),
+                "refused": f"your submission holds a symbolic link ({', '.join(links[:3])}): hand in files, not links"}
+    try:
+        paths["vae"], paths["note"] = locate(folder, "vae")
+    except Refused as e:
+        paths.update(vae=os.path.join(folder, "vae.py"), refused=str(e))
+    for name in ("flows.py", "flows.ipynb"):
+        if os.path.isfile(os.path.join(folder, name)):
+            paths["flows"] = os.path.join(folder, name)
+            break
+    return paths
+
+
+def grade_part(path, part, isolation, hidden_paths, note="", refused=None):
     """(record for NAME.json, feedback text). A failure of the grader itself (isolation that did
     not start, stale fixtures) raises: it is never recorded as the student's score."""
-    result = evaluate(path, include_hidden=True, isolation=isolation, hidden_paths=hidden_paths, part=part)
+    result = evaluate(path, include_hidden=True, isolation=isolation, hidden_paths=hidden_paths, part=part,
+                      refused=refused)
+    if note:
+        result["warnings"].insert(0, note)
     record = public_json(result)
     for public, test in zip(record["tests"], result["tests"]):
         public["mistake"] = test.get("mistake")  # what summary.md counts
@@ -103,7 +147,8 @@ def grade_one(student, paths, out, isolation, hidden_paths):
     written, every process of the submission is gone, and OUT was hidden from them."""
     if stopping():
         raise GradingInterrupted()
-    record, feedback = grade_part(paths["vae"], "vae", isolation, hidden_paths)
+    record, feedback = grade_part(paths["vae"], "vae", isolation, hidden_paths, paths.get("note", ""),
+                                  paths.get("refused"))
     record["student"] = student
     if "flows" in paths:
         record["flows"], flows_feedback = grade_part(paths["flows"], "flows", isolation, hidden_paths)

@@ -116,14 +116,26 @@ def _edits_sys_path(node):
             and target.value.id == "sys")
 
 
+def read_python(path):
+    """The file's text as Python itself reads a script: a UTF-8 byte-order mark (Windows editors
+    write one) or an encoding declaration honoured, CRLF line ends taken as line ends."""
+    import tokenize
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:
+        encoding = "utf-8"
+    return data.decode(encoding, errors="replace").replace("\r\n", "\n")
+
+
 def import_submission(path, name="vae", safe_modules=SAFE_MODULES):
     """Import the file at ``path`` as module ``name``, definitions only; tracebacks say NAME.py.
 
     Returns (module, [line numbers skipped], [(line, why) of kept statements that failed]). Each
     kept statement runs on its own: one that fails costs the functions nothing, it is reported."""
     import types
-    with open(path, encoding="utf-8", errors="replace") as f:
-        source = f.read()
+    source = read_python(path)
     filename = f"{name}.py"
     tree = ast.parse(source, filename=filename)
     tree, skipped = definitions_only(tree, safe_modules)

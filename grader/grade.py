@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from .checks import PARTS, Failed, part_of, public_checks
+from .intake import Refused, readable_source
 from .isolation import choose as choose_isolation
 from .runner import Limits, run_submission
 
@@ -93,11 +94,12 @@ def _compute_expected(checks, use_reference):
 
 
 def evaluate(path, include_hidden=False, isolation="none", config=None, use_reference=None, hidden_paths=(),
-             part=None):
+             part=None, refused=None):
     """Grade the file at ``path`` as ``part`` ("vae" or "flows"; by default from the file name),
     running it isolated as ``isolation`` says: "none" (process limits only), "auto", "bwrap",
     "user", or an isolation.Isolation already chosen. Returns the result dict (see check --json);
-    raises IsolationError when the isolation asked for cannot be had."""
+    raises IsolationError when the isolation asked for cannot be had. ``refused``: why the
+    submission cannot be graded at all (grader/intake.py), for a result of 0 saying so."""
     config = config or load_config()
     if isinstance(isolation, str):
         isolation = choose_isolation(isolation)
@@ -107,15 +109,26 @@ def evaluate(path, include_hidden=False, isolation="none", config=None, use_refe
     expected = expected_for(checks, use_reference)
     started = time.time()
     result = {"submission": path, "part": part, "tests": [], "warnings": [], "isolation": isolation.mode}
-    if not os.path.isfile(path):
-        import_info, answers, log = {"status": "raised", "message": f"no file at {path}"}, {}, ""
+    given_refusal = refused
+    try:
+        source = None if given_refusal or not os.path.lexists(path) else readable_source(path)
+        refused = None if os.path.lexists(path) else f"no file {os.path.basename(path)} was handed in"
+    except Refused as e:
+        source, refused = None, str(e)
+    refused = given_refusal or refused
+    if source is not None:
+        result["warnings"].append(f"graded the code cells of the notebook {os.path.basename(path)} (magics and shell "
+                                  f"lines left out)")
+    if refused:
+        import_info, answers, log = {"status": "raised", "message": refused}, {}, ""
     else:
         inputs, calls = {}, []
         for check in checks:
             inputs.update(check.inputs)
             calls.extend(check.calls)
         import_info, answers, log = run_submission(path, calls, inputs, Limits(**config.get("limits", {})),
-                                                   isolation=isolation, hidden_paths=hidden_paths, module=part)
+                                                   isolation=isolation, hidden_paths=hidden_paths, module=part,
+                                                   source=source)
     if import_info.get("status") == "ok" and import_info.get("skipped"):
         lines = ", ".join(str(n) for n in import_info["skipped"][:8])
         result["warnings"].append(f"top-level code at line(s) {lines} of your file was not run: the grader runs only "
@@ -184,7 +197,7 @@ def text_report(result, hidden_note=True):
         ok, bad = "✓", "✗"
     except (UnicodeEncodeError, LookupError):
         ok, bad = "ok", "X"
-    lines = [f"Checking {result['submission']}"]
+    lines = [f"Checking {os.path.basename(result['submission'])}"]  # never the instructor's folders
     lines += [f"warning: {w}" for w in result["warnings"]]
     not_imported = all(t.get("reason") == "import" for t in result["tests"])
     if not_imported:

@@ -88,17 +88,34 @@ def build_bundle(out_zip, hidden_visibility="after_published"):
 
 
 def find_submission(submission_dir):
-    """(path or None, note): vae.py, else the only .py file uploaded other than flows.py."""
+    """(path or None, note): the file to grade as vae.py, found as grader/intake.py says (vae.py,
+    VAE.py, vae.ipynb, vae.py.txt, or the only Python file or notebook, in the upload or in the one
+    folder it holds, as a zip of a folder gives); None, with the reason, when there is none or the
+    upload holds a symbolic link."""
+    from .intake import Refused, links_in, locate
     if not os.path.isdir(submission_dir):
         return None, f"no submission folder at {submission_dir}"
-    if os.path.isfile(os.path.join(submission_dir, "vae.py")):
-        return os.path.join(submission_dir, "vae.py"), ""
-    python_files = [os.path.join(d, n) for d, _, names in os.walk(submission_dir) for n in names
-                    if n.endswith(".py") and n != "flows.py"]
-    if len(python_files) == 1:
-        return python_files[0], f"graded {os.path.relpath(python_files[0], submission_dir)} (no vae.py was uploaded)"
-    found = ", ".join(sorted(os.path.relpath(p, submission_dir) for p in python_files)) or "no .py file"
-    return None, f"upload your vae.py: the submission holds {found}"
+    links = links_in(submission_dir)
+    if links:
+        return None, f"your upload holds a symbolic link ({', '.join(links[:3])}): upload files, not links"
+    folder = submission_dir
+    while True:  # an upload of one folder (hw3/vae.py), macOS's __MACOSX beside it ignored
+        entries = [n for n in os.listdir(folder) if not n.startswith((".", "._")) and n not in IGNORED_UPLOAD]
+        if len(entries) == 1 and os.path.isdir(os.path.join(folder, entries[0])):
+            folder = os.path.join(folder, entries[0])
+        else:
+            break
+    try:
+        path, note = locate(folder, "vae")
+    except Refused as e:
+        return None, f"upload your vae.py: {e}"
+    shown = os.path.relpath(path, submission_dir)
+    if shown != "vae.py" and not note:
+        note = f"graded {shown}"
+    return path, note
+
+
+IGNORED_UPLOAD = ("__MACOSX", "flows.py", "flows.ipynb", "__pycache__", ".ipynb_checkpoints")
 
 
 def results_json(result, visibility, seconds, note=""):

@@ -156,7 +156,7 @@ def provided_module():
                            "training_tools.py (assignment/training_tools.py) is missing")
 
 
-def prepare_folders(submission_path, module="vae", base=None):
+def prepare_folders(submission_path, module="vae", base=None, source=None):
     """(work folder, control folder).
 
     The work folder holds what the student's code may touch: the submission (as vae.py or
@@ -169,7 +169,8 @@ def prepare_folders(submission_path, module="vae", base=None):
     # the grader's pid in the names: a later run knows them as its own, and whether their run is gone
     workdir = tempfile.mkdtemp(prefix=f"vae-grade-{os.getpid()}-", dir=base)
     control = tempfile.mkdtemp(prefix=f"vae-grade-control-{os.getpid()}-", dir=base)
-    shutil.copyfile(submission_path, os.path.join(workdir, f"{module}.py"))
+    with open(os.path.join(workdir, f"{module}.py"), "wb") as f:  # ``source``: a notebook's code, already read
+        f.write(source.encode("utf-8") if source is not None else _read_no_link(submission_path))
     if module != "vae":
         shutil.copyfile(companion_vae(), os.path.join(workdir, "vae.py"))
     shutil.copyfile(provided_module(), os.path.join(workdir, "training_tools.py"))
@@ -219,7 +220,15 @@ def _alive(pid):
     return True
 
 
-def run_submission(submission_path, calls, inputs, limits=None, isolation=None, hidden_paths=(), module="vae"):
+def _read_no_link(path):
+    """The file's bytes; OSError when it is a symbolic link (never followed, whatever it points at)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def run_submission(submission_path, calls, inputs, limits=None, isolation=None, hidden_paths=(), module="vae",
+                   source=None):
     """Answer ``calls`` with the student's code, imported as ``module`` (vae or flows), isolated as
     ``isolation`` (an isolation.Isolation) says: process limits only by default. ``hidden_paths``
     (the submissions folder, the results folder) are hidden as the kit is.
@@ -228,7 +237,7 @@ def run_submission(submission_path, calls, inputs, limits=None, isolation=None, 
     isolation = isolation or Isolation("none")
     # a fresh user outside bubblewrap must reach the work folder where it really is
     base = reachable_temporary_folder() if isolation.mode == "user" else None
-    workdir, control = prepare_folders(submission_path, module, base)
+    workdir, control = prepare_folders(submission_path, module, base, source)
     uid = allocate_uid() if isolation.drops_privileges else None
     try:
         with open(os.path.join(control, "request.json"), "w") as f:

@@ -205,3 +205,61 @@ def test_a_fault_in_one_function_costs_that_function_only(tmp_path):
         assert float(rows[name]["compute_KL"]) == 0 and float(rows[name]["total"]) == 80, (name, others, feedback)
         assert any(w in feedback for w in ((words,) if isinstance(words, str) else words)), (name, feedback)
         assert "out of memory" not in feedback
+
+
+def notebook_of(source):
+    """A student's notebook holding ``source`` in a few code cells, with a magic and a shell line."""
+    import nbformat
+    notebook = nbformat.v4.new_notebook()
+    parts = source.split("\ndef ")
+    cells = [parts[0]] + ["def " + p for p in parts[1:]]
+    notebook.cells = [nbformat.v4.new_markdown_cell("# My VAE"), nbformat.v4.new_code_cell("%matplotlib inline\n"
+                      "!pip install autograd")] + [nbformat.v4.new_code_cell(c) for c in cells]
+    return nbformat.writes(notebook)
+
+
+def test_every_submission_as_students_hand_it_in_gets_its_row(tmp_path):
+    """Notebooks, a notebook saved as .py, a BOM, odd names, symbolic links and stray files, in
+    both layouts: each gradable one graded as a teaching assistant would, each link refused, and
+    every student in grades.csv."""
+    reference = source_with({})
+    flat, folders, out_flat, out_folders = (tmp_path / n for n in ("flat", "folders", "out-flat", "out-folders"))
+    flat.mkdir()
+    (flat / "nora.ipynb").write_text(notebook_of(reference))
+    (flat / "omar.py").write_text(notebook_of(reference))  # notebook JSON saved as .py
+    (flat / "bea.py").write_bytes(b"\xef\xbb\xbf" + reference.encode())
+    (flat / "win.py.txt").write_text(reference)
+    (flat / "link.py").symlink_to(os.path.join(REPO, "solution", "vae.py"))
+    (flat / "README.md").write_text("notes")
+    for student, files in {"ada": {"vae.ipynb": notebook_of(reference)}, "cy": {"VAE.py": reference},
+                           "dee": {"vae.py.txt": reference}, "eli": {"my_vae.py": reference, "notes.txt": ""},
+                           "fay": {"__MACOSX/._vae.py": "\x00\x05", "vae.py": reference},
+                           "gus": {"a.py": reference, "b.py": reference}, "hal": {}}.items():
+        for name, text in files.items():
+            (folders / student / name).parent.mkdir(parents=True, exist_ok=True)
+            (folders / student / name).write_text(text)
+    (folders / "hal").mkdir(parents=True, exist_ok=True)
+    (folders / "hal" / "vae.py").symlink_to(os.path.join(REPO, "solution", "vae.py"))
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    results = {}
+    for folder, out in ((flat, out_flat), (folders, out_folders)):
+        done = subprocess.run([sys.executable, "-m", "grader", "grade", str(folder), "--out", str(out)], cwd=REPO,
+                              env=env, capture_output=True, text=True, timeout=600)
+        if "cannot isolate" in done.stderr:
+            pytest.skip("no isolation here")
+        assert done.returncode == 0, done.stderr[-3000:]
+        results[folder.name] = (done.stderr, {r["student"]: float(r["total"])
+                                              for r in csv.DictReader(open(out / "grades.csv"))})
+    stderr, rows = results["flat"]
+    assert rows == {"nora": 100, "omar": 100, "bea": 100, "win": 100, "link": 0}
+    assert "skipped README.md" in stderr
+    assert "symbolic link" in (out_flat / "link.txt").read_text()
+    assert "graded the code cells of the notebook nora.ipynb" in (out_flat / "nora.txt").read_text()
+    _, rows = results["folders"]
+    assert rows == {"ada": 100, "cy": 100, "dee": 100, "eli": 100, "fay": 100, "gus": 0, "hal": 0}
+    assert "graded VAE.py" in (out_folders / "cy.txt").read_text()
+    assert "graded my_vae.py, the only Python file" in (out_folders / "eli.txt").read_text()
+    assert "expected vae.py (or vae.ipynb), found a.py, b.py" in (out_folders / "gus.txt").read_text()
+    assert "symbolic link (vae.py)" in (out_folders / "hal.txt").read_text()
+    for text in [p.read_text() for p in out_folders.glob("*.txt")]:
+        assert str(tmp_path) not in text, "the feedback shows the instructor's folders"

@@ -581,3 +581,21 @@ def test_a_stub_in_a_notebook_cell_still_reads_not_implemented():
     header, _ = run_call(cell, check.calls[0], check.inputs)
     assert header == {"status": "not_implemented",
                       "message": "compute_KL is not implemented yet (it raises NotImplementedError)"}
+
+
+@pytest.mark.parametrize("saved_as", ["a UTF-8 byte-order mark", "CRLF line ends", "a latin-1 encoding declaration"])
+def test_a_file_is_read_as_python_reads_it(tmp_path, saved_as):
+    """Windows editors write a BOM and CRLF; Python runs such files, so the grader grades them."""
+    source = source_with({})
+    if saved_as == "a UTF-8 byte-order mark":
+        data = b"\xef\xbb\xbf" + source.encode("utf-8")
+    elif saved_as == "CRLF line ends":
+        data = source.replace("\n", "\r\n").encode("utf-8")
+    else:
+        data = ("# -*- coding: latin-1 -*-\n# café\n" + source).encode("latin-1", errors="replace")
+    path = tmp_path / "vae.py"
+    path.write_bytes(data)
+    assert subprocess.run([sys.executable, "-c", f"compile(open({str(path)!r}, 'rb').read(), 'vae.py', 'exec')"]
+                          ).returncode == 0, "Python itself would not run this file"
+    result = evaluate(str(path))
+    assert result["score"] == 100, text_report(result)

@@ -89,8 +89,13 @@ def run_autograder(bundle, pythons, *submission, mode="bwrap", wait=0.0):
     venv, path = pythons[mode]
     root = install(bundle, venv)
     try:
-        for name, text in submission:
-            with open(os.path.join(root, "submission", name), "w") as f:
+        for name, text in submission:  # a text "-> TARGET" is a symbolic link to TARGET
+            file = os.path.join(root, "submission", name)
+            os.makedirs(os.path.dirname(file), exist_ok=True)
+            if text.startswith("-> "):
+                os.symlink(text[3:].replace("ROOT_OF_AUTOGRADER", root), file)
+                continue
+            with open(file, "w") as f:
                 f.write(text.replace("ROOT_OF_AUTOGRADER", root))
         env = {k: v for k, v in os.environ.items() if k not in ("AUTOGRADER_ROOT", "VAE_GRADER_PYTHON", "PYTHONPATH")}
         env["PATH"] = path
@@ -166,3 +171,15 @@ def test_a_process_left_behind_cannot_rewrite_results_json(bundle, pythons, mode
     forged, _ = run_autograder(bundle, pythons, ("vae.py", attack_source("forge_results", kit_hint="ROOT_OF_AUTOGRADER")),
                                mode=mode, wait=1.5)
     assert forged["score"] == 0 and forged.get("output") != "forged" and forged["tests"]
+
+
+def test_uploads_as_students_make_them(bundle, pythons):
+    """A notebook, a macOS zip of a folder, and a link to the kit's own reference."""
+    from test_batch import notebook_of
+    data, _ = run_autograder(bundle, pythons, ("vae.ipynb", notebook_of(source_with({}))))
+    assert data["score"] == 100 and "notebook vae.ipynb" in data["output"]
+    data, _ = run_autograder(bundle, pythons, ("hw3/vae.py", source_with({})), ("__MACOSX/hw3/._vae.py", "\x00\x05"))
+    assert data["score"] == 100 and "graded hw3/vae.py" in data["output"]
+    data, _ = run_autograder(bundle, pythons, ("vae.py", "-> ROOT_OF_AUTOGRADER/source/solution/vae.py"))
+    check_format(data)
+    assert data["score"] == 0 and "symbolic link" in data["output"]
