@@ -197,6 +197,8 @@ def _grade_folder(directory, out, jobs, force, isolation, progress):
                     future.result()
                 except GradingInterrupted:  # Ctrl-C: nothing recorded; a rerun grades them
                     interrupted += 1
+                    bar.set_description("stopped")
+                    continue  # the bar counts only students graded
                 except Exception as e:  # the grader's own failure: reported, never a student's 0
                     failed[futures[future]] = f"{type(e).__name__}: {e}"
                 bar.update(1)
