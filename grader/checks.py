@@ -558,14 +558,22 @@ def judge_lower_bound_gradient(check, results, expected):
 
 
 # ------------------------------------------------------------------ Adam
-def build_adam(check, rs, size, scales, learning_rate):
+ADAM_HYPERPARAMETERS = ("learning_rate", "beta1", "beta2", "epsilon")
+
+
+def adam_keywords(params):
+    """The keyword arguments a check passes to adam_step: those it sets (None: the default)."""
+    return {name: params[name] for name in ADAM_HYPERPARAMETERS if params.get(name) is not None}
+
+
+def build_adam(check, rs, size, scales, learning_rate=None, beta1=None, beta2=None, epsilon=None):
     k = check.key
     inputs = {f"{k}/params": rs.randn(size), f"{k}/m": np.zeros(size), f"{k}/v": np.zeros(size)}
     gradients = []
     for step, scale in enumerate(scales):
         inputs[f"{k}/g{step}"] = scale * rs.randn(size) * np.logspace(-3, 3, size)
         gradients.append(f"{k}/g{step}")
-    kwargs = {} if learning_rate is None else {"learning_rate": {"number": learning_rate}}
+    kwargs = {name: {"number": value} for name, value in adam_keywords(check.params).items()}
     call = {"id": check.call_id("steps"), "function": check.function, "kind": "adam_steps", "t0": 1,
             "gradients": gradients, "kwargs": kwargs,
             "args": [{"array": f"{k}/params"}, {"array": f"{k}/g0"}, {"array": f"{k}/m"}, {"array": f"{k}/v"}]}
@@ -580,7 +588,15 @@ ADAM_VARIANTS = [
     ("no_sqrt", "the square root of v_hat is missing in the denominator"),
     ("abs_not_square", "v must average the squared gradient, gradient ** 2"),
     ("eps_inside", "epsilon belongs outside the square root: sqrt(v_hat) + epsilon"),
-    ("moments_not_carried", "m and v are not carried from step to step: update the m and v passed in and return them")]
+    ("moments_not_carried", "m and v are not carried from step to step: update the m and v passed in and return them"),
+    # a step that ignores an argument it was given, using the default instead
+    ("default_betas_epsilon", "your step uses 0.9, 0.999 and 1e-8 whatever beta1, beta2 and epsilon it is given: "
+                              "use the arguments beta1, beta2 and epsilon"),
+    ("default_beta1", "your step uses beta1 = 0.9 whatever beta1 it is given: use the argument beta1"),
+    ("default_beta2", "your step uses beta2 = 0.999 whatever beta2 it is given: use the argument beta2"),
+    ("default_epsilon", "your step uses epsilon = 1e-8 whatever epsilon it is given: use the argument epsilon"),
+    ("default_learning_rate", "your step uses learning_rate = 0.001 whatever learning_rate it is given: use the "
+                              "argument learning_rate")]
 
 
 def judge_adam(check, results, expected):
@@ -594,9 +610,12 @@ def judge_adam(check, results, expected):
                 raise Failed(f"no {what} came back at step {step + 1}")
             shape_of(got, want.shape, f"{what} after step {step + 1}")
             if not close(got, want, rtol=1e-7, atol=1e-12):
-                for name, message in ADAM_VARIANTS:
-                    key = f"{name}/{label}{step}"
-                    if key in expected and close(got, expected[key], rtol=1e-7, atol=1e-12):
+                for name, message in ADAM_VARIANTS:  # a known mistake explains params, m and v alike
+                    keys = [f"{name}/{n}{step}" for n in ("params", "m", "v")]
+                    if all(k in expected for k in keys) and all(
+                            arrays.get(f"{n}{step}") is not None and np.shape(arrays[f"{n}{step}"]) == expected[k].shape
+                            and close(arrays[f"{n}{step}"], expected[k], rtol=1e-7, atol=1e-12)
+                            for n, k in zip(("params", "m", "v"), keys)):
                         raise Failed(f"step {step + 1}: {message}", mistake=message)
                 raise Failed(differs(got, want, f"{what} after step {step + 1} (t = {step + 1})", 1e-7, 1e-12))
     return True, ""
@@ -657,6 +676,8 @@ def public_checks(part="vae"):
         Check("first step", A, "adam", 5, seed=13, size=12, scales=[1.0], learning_rate=None),
         Check("six steps, gradients of very different scales", A, "adam", 10, seed=14, size=12,
               scales=[1.0, 1e3, 1e-3, 1.0, 1e2, 1e-2], learning_rate=0.01),
+        Check("three steps with beta1, beta2 and epsilon given", A, "adam", 5, seed=15, size=12,
+              scales=[1.0, 1e-2, 1e2], learning_rate=0.02, beta1=0.5, beta2=0.9, epsilon=1e-3),
     ]
 
 

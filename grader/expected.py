@@ -14,6 +14,7 @@ import numpy as np
 from autograd import make_vjp
 
 from . import stand_ins
+from .checks import adam_keywords
 from .flow_checks import CONSTRAIN, FLOW_FUNCTIONS
 from .paths import SOLUTION
 
@@ -107,10 +108,12 @@ ADAM_MISTAKES = ("descent", "no_bias_correction", "bias_t_minus_1", "bias_t_plus
                  "abs_not_square", "eps_inside")
 
 
-def adam_sequence(step, check, carry=True):
+def adam_sequence(step, check, carry=True, default=None):
+    """The check's steps taken with ``step``; ``default``: arguments left at their defaults, as a
+    step that ignores what it is given would."""
     k = check.key
     params, m, v = (check.inputs[f"{k}/{n}"].copy() for n in ("params", "m", "v"))
-    kwargs = {} if check.params["learning_rate"] is None else {"learning_rate": check.params["learning_rate"]}
+    kwargs = {k: v for k, v in adam_keywords(check.params).items() if k not in (default or ())}
     out = {}
     for i in range(len(check.params["scales"])):
         if not carry:
@@ -163,6 +166,13 @@ def expected_values(check):
             out.update({f"{name}/{key}": val for key, val in adam_sequence(adam_variant(name), check).items()})
         out.update({f"moments_not_carried/{key}": val
                     for key, val in adam_sequence(ref.adam_step, check, carry=False).items()})
+        given = adam_keywords(check.params)  # the arguments this check gives
+        ignored = {f"default_{name}": (name,) for name in given}
+        ignored["default_betas_epsilon"] = ("beta1", "beta2", "epsilon")
+        for variant, names in ignored.items():
+            if set(names) <= set(given):
+                out.update({f"{variant}/{key}": val
+                            for key, val in adam_sequence(ref.adam_step, check, default=names).items()})
         return {key: np.asarray(val, float) for key, val in out.items()}
     raise KeyError(f"no expected values for family {family}")
 

@@ -26,7 +26,7 @@ def hidden_checks(part="vae"):
         Check("hidden: parts", LB, "lower_bound_parts", 8, seed=109, hidden=True, batch=2, latent=5, width=3),
         Check("hidden: gradient", LB, "lower_bound_gradient", 8, seed=110, hidden=True, batch=2, latent=3, width=3),
         Check("hidden: four steps", A, "adam", 15, seed=111, hidden=True, size=7, scales=[1e-2, 1e2, 1.0, 1e4],
-              learning_rate=0.003),
+              learning_rate=0.003, beta1=0.8, beta2=0.99, epsilon=1e-4),
     ]
 
 

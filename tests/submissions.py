@@ -96,7 +96,13 @@ BUGS.update({
                            "np.sqrt(v / (1 - beta2 ** t) + epsilon)\n" + ADAM_TAIL, "epsilon"),
     "adam_ignores_learning_rate": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
                                       "params = params + 0.001 * (m / (1 - beta1 ** t)) / "
-                                      "(np.sqrt(v / (1 - beta2 ** t)) + epsilon)\n" + ADAM_TAIL, "params after step"),
+                                      "(np.sqrt(v / (1 - beta2 ** t)) + epsilon)\n" + ADAM_TAIL, "use the argument learning_rate"),
+    "adam_hardcoded_defaults": (A, "m = 0.9 * m + (1 - 0.9) * gradient\nv = 0.999 * v + (1 - 0.999) * gradient ** 2\n"
+                                   "params = params + learning_rate * (m / (1 - 0.9 ** t)) / "
+                                   "(np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)\n" + ADAM_TAIL, "use the arguments beta1, beta2 and epsilon"),
+    "adam_hardcoded_epsilon": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
+                                  "params = params + learning_rate * (m / (1 - beta1 ** t)) / "
+                                  "(np.sqrt(v / (1 - beta2 ** t)) + 1e-8)\n" + ADAM_TAIL, "use the argument epsilon"),
     "adam_slightly_off": (A, "m = beta1 * m + (1 - beta1) * gradient\nv = beta2 * v + (1 - beta2) * gradient ** 2\n"
                              "params = params + (1 + 5e-7) * learning_rate * (m / (1 - beta1 ** t)) / "
                              "(np.sqrt(v / (1 - beta2 ** t)) + epsilon)\n" + ADAM_TAIL, "relative difference"),
