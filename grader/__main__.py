@@ -179,11 +179,36 @@ def cmd_gradescope_run(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    # the student bundle holds only what `check` needs: it offers only that
+    here = os.path.dirname(os.path.abspath(__file__))
+    has = {name: os.path.exists(os.path.join(here, f"{name}.py"))
+           for name in ("release", "batch", "nbgrader_course", "gradescope")}
+    if has["release"]:
+        add_release(commands)
+    add_check(commands)
+    if has["batch"]:
+        add_grade(commands)
+    if has["nbgrader_course"]:
+        add_nbgrader_course(commands)
+    if has["gradescope"]:
+        add_gradescope(commands)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # a command that grades nothing (release, nbgrader-course): no traceback
+        print("grader: stopped (Ctrl-C)", file=sys.stderr)
+        return INTERRUPTED
+
+
+def add_release(commands):
     p = commands.add_parser("release", help="generate assignment/vae.py and flows.py from solution/, and the student bundle")
     p.add_argument("--check", action="store_true", help="only report whether the files are stale")
     p.add_argument("--bundle-dir", default=os.path.join(ROOT, "build"),
                    help="where to write the student bundle, a folder and a zip (default: build/)")
     p.set_defaults(func=cmd_release)
+
+
+def add_check(commands):
     p = commands.add_parser("check", help="check one file: points per function, with hints")
     p.add_argument("file", help="the submission, e.g. vae.py, or flows.py for the optional part")
     p.add_argument("--part", choices=["vae", "flows"], default=None,
@@ -195,6 +220,9 @@ def main(argv=None):
     p.add_argument("--no-sandbox", action="store_true", help="never isolate it: process limits only (unsafe "
                                                              "for code you do not trust)")
     p.set_defaults(func=cmd_check)
+
+
+def add_grade(commands):
     p = commands.add_parser("grade", help="grade a folder of submissions (instructors)")
     p.add_argument("directory", help="one .py per student, or one folder per student holding vae.py "
                                      "(and flows.py, graded as the optional part)")
@@ -204,9 +232,15 @@ def main(argv=None):
     p.add_argument("--no-sandbox", action="store_true", help="do not isolate the submissions (process limits only; "
                                                              "they can then read and change what you can)")
     p.set_defaults(func=cmd_grade)
+
+
+def add_nbgrader_course(commands):
     p = commands.add_parser("nbgrader-course", help="write an nbgrader course directory (instructors)")
     p.add_argument("directory", help="the course directory to write (nbgrader_config.py, source/vae/)")
     p.set_defaults(func=cmd_nbgrader_course)
+
+
+def add_gradescope(commands):
     p = commands.add_parser("gradescope-bundle", help="build a Gradescope autograder zip (instructors)")
     p.add_argument("out", help="the zip to write, e.g. autograder.zip")
     p.add_argument("--hidden-visibility", default="after_published",
@@ -216,12 +250,6 @@ def main(argv=None):
     p = commands.add_parser("gradescope-run", help="grade ROOT/submission into ROOT/results (run_autograder)")
     p.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", "/autograder"))
     p.set_defaults(func=cmd_gradescope_run)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:  # a command that grades nothing (release, nbgrader-course): no traceback
-        print("grader: stopped (Ctrl-C)", file=sys.stderr)
-        return INTERRUPTED
 
 
 if __name__ == "__main__":

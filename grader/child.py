@@ -14,6 +14,7 @@ import ast
 import io
 import json
 import os
+import re
 import signal
 import struct
 import sys
@@ -57,10 +58,17 @@ def definitions_only(tree, safe_modules=SAFE_MODULES):
 
     kept, skipped = [], []
     unavailable = set()  # names only a skipped statement would have defined
+    kit_names = set()  # what the kit's own notebook test cells import (an exported notebook has them)
     for node in tree.body:
+        if _imports_the_grader(node):
+            kit_names |= _names_bound(node)
+            continue
+        if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+                and node.value.func.id in kit_names):
+            continue  # check_function("compute_KL", globals(), hidden): the notebook's test cell
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             keep = True
-        elif (isinstance(node, ast.If) and _is_main_guard(node)) or _edits_sys_path(node):
+        elif (isinstance(node, ast.If) and (_is_main_guard(node) or _is_nbgrader_guard(node))) or _edits_sys_path(node):
             continue
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             keep = True  # docstrings
@@ -101,6 +109,20 @@ def _names_bound(node):
     return names
 
 
+def _imports_the_grader(node):
+    """``from grader... import ...`` or ``import grader...``: the kit's own test cells, in an
+    exported notebook; the grader never runs them in the student's process."""
+    if isinstance(node, ast.ImportFrom):
+        return (node.module or "").split(".")[0] == "grader"
+    return isinstance(node, ast.Import) and any(a.name.split(".")[0] == "grader" for a in node.names)
+
+
+def _is_nbgrader_guard(node):
+    """The notebook's training cell, ``if os.environ.get("NBGRADER_EXECUTION"): ...``: a guard,
+    like ``if __name__ == "__main__":``."""
+    return any(isinstance(n, ast.Constant) and n.value == "NBGRADER_EXECUTION" for n in ast.walk(node.test))
+
+
 def _is_main_guard(node):
     test = node.test
     return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
@@ -129,15 +151,51 @@ def read_python(path):
     return data.decode(encoding, errors="replace").replace("\r\n", "\n")
 
 
-def import_submission(path, name="vae", safe_modules=SAFE_MODULES):
-    """Import the file at ``path`` as module ``name``, definitions only; tracebacks say NAME.py.
+DEFINITION = re.compile(r"(async\s+def|def|class)\s+(\w+)")
 
-    Returns (module, [line numbers skipped], [(line, why) of kept statements that failed]). Each
-    kept statement runs on its own: one that fails costs the functions nothing, it is reported."""
+
+def parse_by_definitions(source, filename):
+    """(tree, {function: why it is missing}): the source parsed whole; when it has a syntax error,
+    each top-level definition (with its decorators) is parsed on its own, so that the error costs
+    only the definition it is in. Raises the file's SyntaxError when the error is outside every
+    definition (in the imports, say)."""
+    try:
+        return ast.parse(source, filename=filename), {}
+    except SyntaxError as error:
+        whole = error
+    lines = source.splitlines(keepends=True)
+    starts = []
+    for i, line in enumerate(lines):
+        if (line.startswith("@") or DEFINITION.match(line)) and not (i and lines[i - 1].startswith("@")):
+            starts.append(i)
+    if not starts:
+        raise whole
+    body, broken = [], {}
+    for start, end in zip([0] + starts, starts + [len(lines)]):
+        text = "\n" * start + "".join(lines[start:end])  # the student's line numbers, kept
+        try:
+            body.extend(ast.parse(text, filename=filename).body)
+        except SyntaxError as e:
+            names = [DEFINITION.match(line) for line in lines[start:end] if DEFINITION.match(line)]
+            if start < (starts[0] if starts else 0) or not names:
+                raise whole from None
+            name = names[0].group(2)
+            broken[name] = (f"{name} has a syntax error: {e.msg} ({filename}, line {e.lineno}); "
+                            f"the rest of your file was graded")
+    return ast.Module(body=body, type_ignores=[]), broken
+
+
+def import_submission(path, name="vae", safe_modules=SAFE_MODULES, filename=None):
+    """Import the file at ``path`` as module ``name``, definitions only; tracebacks and messages
+    name ``filename`` (the student's own file name; default NAME.py).
+
+    Returns (module, [line numbers skipped], [(line, why) of kept statements that failed],
+    {function: why it is missing}). Each kept statement runs on its own: one that fails costs
+    the functions nothing, it is reported; a syntax error costs only the definition it is in."""
     import types
     source = read_python(path)
-    filename = f"{name}.py"
-    tree = ast.parse(source, filename=filename)
+    filename = filename or f"{name}.py"
+    tree, broken = parse_by_definitions(source, filename)
     tree, skipped = definitions_only(tree, safe_modules)
     module = types.ModuleType(name)
     module.__file__ = path
@@ -149,7 +207,8 @@ def import_submission(path, name="vae", safe_modules=SAFE_MODULES):
             exec(code, module.__dict__)
         except Exception as e:
             failed.append((statement.lineno, f"{type(e).__name__}: {shown(e)}"))
-    return module, skipped, failed
+    BROKEN.update(broken)
+    return module, skipped, failed, broken
 
 
 # ------------------------------------------------------------------ answering calls
@@ -178,6 +237,8 @@ def run_call(module, call, arrays):
     import numpy as np
     name = call["function"]
     fn = getattr(module, name, None)
+    if not callable(fn) and name in BROKEN:
+        return {"status": "syntax", "message": BROKEN[name]}, {}
     if not callable(fn):
         return {"status": "missing", "message": f"{name} is not defined in your file"}, {}
     kind = call["kind"]
@@ -338,7 +399,8 @@ def where(error, filename=None):
 
 
 TRACEBACK_FRAMES = 200
-GRADED_FILE = "vae.py"  # the file whose lines `where` reports; flows.py when that is graded
+GRADED_FILE = "vae.py"  # the file whose lines `where` reports: the student's own file name
+BROKEN = {}  # function -> its syntax error, for the functions a syntax error kept out
 
 
 def send(stream, call_id, header, arrays):
@@ -408,8 +470,8 @@ def main():
             return
     global GRADED_FILE
     name = request.get("module", "vae")
-    GRADED_FILE = f"{name}.py"
-    problem = work_folder_problem(workdir, GRADED_FILE)
+    GRADED_FILE = request.get("display_name") or f"{name}.py"
+    problem = work_folder_problem(workdir, f"{name}.py")
     if problem:  # never "started": the runner reports the grader's failure, not a 0 for the student
         print(f"grader: {problem}", file=sys.stderr)
         return
@@ -422,7 +484,8 @@ def main():
                                          f"imports, failed to import: {type(e).__name__}: {e}"}, {})
             return
     try:
-        module, skipped, failed = import_submission(os.path.join(workdir, GRADED_FILE), name, SAFE_MODULES + ("vae",))
+        module, skipped, failed, broken = import_submission(os.path.join(workdir, f"{name}.py"), name,
+                                                            SAFE_MODULES + ("vae",), filename=GRADED_FILE)
     except SystemExit as e:
         send(results, "__import__", {"status": "raised",
                                      "message": f"your file called exit({shown(e.code)}) while being imported"}, {})
@@ -431,7 +494,8 @@ def main():
         message = f"{type(e).__name__}: {shown(e)}" + ("" if isinstance(e, SyntaxError) else where(e))
         send(results, "__import__", {"status": "raised", "message": f"importing your file failed: {message}"}, {})
         return
-    send(results, "__import__", {"status": "ok", "skipped": skipped, "failed": failed}, {})
+    send(results, "__import__", {"status": "ok", "skipped": skipped, "failed": failed,
+                                 "broken": sorted(broken)}, {})
     threads = threading.active_count()
     for index in todo:
         call = request["calls"][index]

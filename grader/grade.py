@@ -22,7 +22,8 @@ FIXTURES = os.path.join(HERE, "fixtures", "public.npz")
 # a child's account of a function it could not run, and the name a grade summary counts it under
 IMPORT_FAILED = "the file failed to import"
 FUNCTION_FAILURES = {"missing": "not defined in the file", "not_implemented": "not implemented (still the stub)",
-                     "signature": "cannot be called with the assignment's signature"}
+                     "signature": "cannot be called with the assignment's signature",
+                     "syntax": "a syntax error in the function"}
 
 
 class GraderError(RuntimeError):
@@ -128,12 +129,14 @@ def evaluate(path, include_hidden=False, isolation="none", config=None, use_refe
             calls.extend(check.calls)
         import_info, answers, log = run_submission(path, calls, inputs, Limits(**config.get("limits", {})),
                                                    isolation=isolation, hidden_paths=hidden_paths, module=part,
-                                                   source=source)
+                                                   source=source, display_name=os.path.basename(path))
     if import_info.get("status") == "ok" and import_info.get("skipped"):
         lines = ", ".join(str(n) for n in import_info["skipped"][:8])
         result["warnings"].append(f"top-level code at line(s) {lines} of your file was not run: the grader runs only "
                                   f"imports, definitions and constants. Keep training under "
                                   f"`if __name__ == '__main__':`.")
+    for name in import_info.get("broken", []) if import_info.get("status") == "ok" else []:
+        result["warnings"].append(f"{name} has a syntax error, so it scores 0; the other functions were graded")
     for line, why in import_info.get("failed", []) if import_info.get("status") == "ok" else []:
         result["warnings"].append(f"top-level code at line {line} of your file failed ({why[:300]}); it was skipped, and "
                                   f"your functions were graded without it")
@@ -225,6 +228,11 @@ def text_report(result, hidden_note=True):
                 lines.append(f"      {t['output']}")
     lines.append("")
     lines.append(f"Total: {result['score']:g} / {result['max_score']:g}")
-    if hidden_note and not any(t["hidden"] for t in result["tests"]):
-        lines.append("(public checks only; grading adds hidden checks of the same kinds on other inputs)")
+    if not any(t["hidden"] for t in result["tests"]):
+        if hidden_note:
+            lines.append("(public checks only; grading adds hidden checks of the same kinds on other inputs, and "
+                         "each function's points are then shared among all its checks, so each is worth less)")
+    else:
+        lines.append("(each function's points are shared among its public and hidden checks, so a check is worth "
+                     "less here than in the self-check)")
     return "\n".join(lines)

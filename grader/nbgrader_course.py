@@ -122,7 +122,8 @@ def build_notebook(solution_path=SOLUTION, config=None):
     cells.append(new_code_cell(TRAIN_CELL, metadata=_meta("train", locked=True)))
     notebook = new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"}})
+        # nbconvert --to script names the file from file_extension: vae.py, not vae.txt
+        "language_info": {"name": "python", "file_extension": ".py", "mimetype": "text/x-python"}})
     nbformat.validate(notebook)
     return notebook
 
@@ -130,12 +131,21 @@ def build_notebook(solution_path=SOLUTION, config=None):
 NBGRADER_CONFIG = '''# nbgrader configuration for the VAE assignment, written by `python -m grader nbgrader-course`.
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from traitlets import List
+
+
+class ClearHiddenTestsInFeedback(ClearHiddenTests):
+    """ClearHiddenTests as a feedback preprocessor. nbconvert's HTML exporter configures
+    display_data_priority on every preprocessor; this one accepts it, as GetGrades does,
+    instead of warning that it is not recognized."""
+    display_data_priority = List(GetGrades.display_data_priority.default_value, config=True)
+
 
 c = get_config()
 c.CourseDirectory.course_id = "vae-course"
 # Feedback is rendered from the autograded notebook, where nbgrader has put the hidden tests
 # back; clear them again so that the students' feedback never carries the hidden checks.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTestsInFeedback, CSSHTMLHeaderPreprocessor]
 # Each test cell runs the kit's checks in well under nbgrader's default 30 s per cell;
 # a little headroom for slow machines:
 c.Execute.timeout = 120

@@ -122,6 +122,7 @@ math and the shapes. `training_tools.py` holds the machinery of training that yo
 read (a fast gradient, checkpoints, the options, the figures); keep `vae.py`,
 `training_tools.py` and `data/` together in one folder.
 
+    cd vae-assignment                 # every command below runs from this folder
     pip install -r requirements.txt
     python -m grader check vae.py     # which functions are right, and a hint for each mistake
     python vae.py                     # train (30 epochs) and write the figures into results/

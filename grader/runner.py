@@ -228,7 +228,7 @@ def _read_no_link(path):
 
 
 def run_submission(submission_path, calls, inputs, limits=None, isolation=None, hidden_paths=(), module="vae",
-                   source=None):
+                   source=None, display_name=None):
     """Answer ``calls`` with the student's code, imported as ``module`` (vae or flows), isolated as
     ``isolation`` (an isolation.Isolation) says: process limits only by default. ``hidden_paths``
     (the submissions folder, the results folder) are hidden as the kit is.
@@ -241,7 +241,7 @@ def run_submission(submission_path, calls, inputs, limits=None, isolation=None, 
     uid = allocate_uid() if isolation.drops_privileges else None
     try:
         with open(os.path.join(control, "request.json"), "w") as f:
-            json.dump({"calls": calls, "module": module, "drop_to": uid}, f)
+            json.dump({"calls": calls, "module": module, "drop_to": uid, "display_name": display_name}, f)
         np.savez(os.path.join(control, "inputs.npz"), **inputs)
         prefix = None
         if isolation.mode == "bwrap":

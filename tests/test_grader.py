@@ -20,6 +20,7 @@ from grader.paths import ROOT, SOLUTION
 from submissions import ALTERNATIVES, BUGS, FLOW_ALTERNATIVES, FLOW_BUGS, source_with, stub_source, stub_with, write
 
 POINTS = load_config()["points"]
+POINTS_VAE = {f: POINTS[f] for f in FUNCTIONS}
 ALL_BUGS = {**{("vae", k): v for k, v in BUGS.items()}, **{("flows", k): v for k, v in FLOW_BUGS.items()}}
 ALL_ALTERNATIVES = {**{("vae", k): v for k, v in ALTERNATIVES.items()},
                     **{("flows", k): v for k, v in FLOW_ALTERNATIVES.items()}}
@@ -599,3 +600,20 @@ def test_a_file_is_read_as_python_reads_it(tmp_path, saved_as):
                           ).returncode == 0, "Python itself would not run this file"
     result = evaluate(str(path))
     assert result["score"] == 100, text_report(result)
+
+
+def test_a_syntax_error_costs_only_the_function_it_is_in(tmp_path):
+    """A `(` never closed in compute_KL: the four other functions are graded, and the message
+    names the student's own file and line."""
+    source = source_with({"compute_KL": "mean, log_std = np.split(q_means_and_log_stds, 2, axis=-1\n"
+                                        "return np.sum(mean, axis=-1)"})
+    result = evaluate(write(tmp_path, "synerr.py", source), include_hidden=True)
+    line = source.splitlines().index("    mean, log_std = np.split(q_means_and_log_stds, 2, axis=-1") + 1
+    assert scores(result) == dict(POINTS_VAE, compute_KL=0), text_report(result)
+    assert f"compute_KL has a syntax error: '(' was never closed (synerr.py, line {line})" in failures(result, "compute_KL")
+    assert any("compute_KL has a syntax error" in w for w in result["warnings"])
+
+
+def test_a_syntax_error_outside_every_function_still_fails_the_file_naming_it(tmp_path):
+    result = evaluate(write(tmp_path, "mine.py", "import numpy as np(\n" + source_with({})))
+    assert result["score"] == 0 and "(mine.py, line 1)" in result["tests"][0]["output"]

@@ -91,7 +91,16 @@ def test_full_nbgrader_workflow_matches_the_grader(course, tmp_path):
     assert expected["alice"] == 100 and expected["bob"] < 100 and expected["carol"] < 100
 
     run(*NBGRADER, "autograde", "vae", cwd=course)
-    run(*NBGRADER, "generate_feedback", "vae", cwd=course)
+    feedback_run = run(*NBGRADER, "generate_feedback", "vae", cwd=course)
+    assert "not recognized" not in feedback_run.stdout + feedback_run.stderr  # the kit's own config is clean
+    # a student who exports their notebook (jupyter nbconvert --to script) gets vae.py, graded as the notebook is
+    alice = os.path.join(course, "submitted", "alice", "vae", "vae.ipynb")
+    export = tmp_path / "export"
+    run(sys.executable, "-m", "nbconvert", "--to", "script", alice, "--output-dir", str(export), cwd=course)
+    assert os.listdir(export) == ["vae.py"]
+    exported = json.loads(run(sys.executable, "-m", "grader", "check", str(export / "vae.py"), "--all", "--json",
+                              cwd=REPO).stdout)
+    assert exported["score"] == expected["alice"] and exported["warnings"] == [], exported["warnings"]
     source = nbformat.read(os.path.join(course, "source", "vae", "vae.ipynb"), as_version=4)
     blobs = [line.split('"')[1] for cell in source.cells for line in cell.source.splitlines()
              if line.startswith('hidden = "')]

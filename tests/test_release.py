@@ -133,6 +133,15 @@ def test_bundle_self_check_judges_without_the_reference(bundle, tmp_path):
     assert hidden.returncode == 2 and "students do not receive" in hidden.stderr
 
 
+def test_bundle_offers_only_what_works_in_it_and_says_where_to_run_it(bundle):
+    folder, _ = bundle
+    shown = subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=folder, capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0 and "{check}" in shown.stdout, shown.stdout  # the only command offered
+    readme = open(os.path.join(folder, "README.md")).read()
+    assert "cd vae-assignment" in readme
+
+
 def test_bundle_self_check_grades_flows_beside_the_pristine_vae(bundle, tmp_path):
     folder, _ = bundle
     run = lambda path: subprocess.run([sys.executable, "-m", "grader", "check", str(path)], cwd=folder,
