@@ -207,6 +207,13 @@ def test_a_fault_in_one_function_costs_that_function_only(tmp_path):
         assert "out of memory" not in feedback
 
 
+SYNTAX_ERROR_IN_KL = source_with({"compute_KL": "mean, log_std = np.split(q_means_and_log_stds, 2, axis=-1\n"
+                                                "return np.sum(mean, axis=-1)"})
+ADAM_WITH_DEFAULTS = source_with({"adam_step": "m = 0.9 * m + 0.1 * gradient\nv = 0.999 * v + 0.001 * gradient ** 2\n"
+                                               "m_hat = m / (1 - 0.9 ** t)\nv_hat = v / (1 - 0.999 ** t)\n"
+                                               "return params + learning_rate * m_hat / (np.sqrt(v_hat) + 1e-8), m, v"})
+
+
 def notebook_of(source):
     """A student's notebook holding ``source`` in a few code cells, with a magic and a shell line."""
     import nbformat
@@ -231,6 +238,8 @@ def test_every_submission_as_students_hand_it_in_gets_its_row(tmp_path):
     (flat / "win.py.txt").write_text(reference)
     (flat / "link.py").symlink_to(os.path.join(REPO, "solution", "vae.py"))
     (flat / "README.md").write_text("notes")
+    (flat / "syn.py").write_text(SYNTAX_ERROR_IN_KL)
+    (flat / "hard.py").write_text(ADAM_WITH_DEFAULTS)
     for student, files in {"ada": {"vae.ipynb": notebook_of(reference)}, "cy": {"VAE.py": reference},
                            "dee": {"vae.py.txt": reference}, "eli": {"my_vae.py": reference, "notes.txt": ""},
                            "fay": {"__MACOSX/._vae.py": "\x00\x05", "vae.py": reference},
@@ -251,7 +260,10 @@ def test_every_submission_as_students_hand_it_in_gets_its_row(tmp_path):
         results[folder.name] = (done.stderr, {r["student"]: float(r["total"])
                                               for r in csv.DictReader(open(out / "grades.csv"))})
     stderr, rows = results["flat"]
-    assert rows == {"nora": 100, "omar": 100, "bea": 100, "win": 100, "link": 0}
+    hard = rows.pop("hard")
+    assert rows == {"nora": 100, "omar": 100, "bea": 100, "win": 100, "link": 0, "syn": 80}
+    assert 85 < hard < 100 and "use the arguments beta1, beta2 and epsilon" in (out_flat / "hard.txt").read_text()
+    assert "compute_KL has a syntax error: '(' was never closed (syn.py, line" in (out_flat / "syn.txt").read_text()
     assert "skipped README.md" in stderr
     assert "symbolic link" in (out_flat / "link.txt").read_text()
     assert "graded the code cells of the notebook nora.ipynb" in (out_flat / "nora.txt").read_text()

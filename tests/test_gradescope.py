@@ -174,10 +174,22 @@ def test_a_process_left_behind_cannot_rewrite_results_json(bundle, pythons, mode
 
 
 def test_uploads_as_students_make_them(bundle, pythons):
-    """A notebook, a macOS zip of a folder, and a link to the kit's own reference."""
-    from test_batch import notebook_of
-    data, _ = run_autograder(bundle, pythons, ("vae.ipynb", notebook_of(source_with({}))))
-    assert data["score"] == 100 and "notebook vae.ipynb" in data["output"]
+    """The cases of a class folder, as uploads: a notebook (and notebook JSON saved as vae.py), a
+    byte-order mark, odd names, a syntax error in one function, an Adam that ignores its arguments,
+    a macOS zip of a folder, and a link to the kit's own reference."""
+    from test_batch import ADAM_WITH_DEFAULTS, SYNTAX_ERROR_IN_KL, notebook_of
+    reference = source_with({})
+    for upload, words in ((("vae.ipynb", notebook_of(reference)), "notebook vae.ipynb"),
+                          (("vae.py", notebook_of(reference)), "notebook vae.py"),
+                          (("VAE.py", reference), "graded VAE.py"), (("vae.py.txt", reference), "graded vae.py.txt")):
+        data, _ = run_autograder(bundle, pythons, upload)
+        assert data["score"] == 100 and words in data["output"], (upload[0], data["output"])
+    data, _ = run_autograder(bundle, pythons, ("vae.py", "\ufeff" + reference))
+    assert data["score"] == 100
+    data, _ = run_autograder(bundle, pythons, ("vae.py", SYNTAX_ERROR_IN_KL))
+    assert data["score"] == 80 and "compute_KL has a syntax error" in data["output"]
+    data, _ = run_autograder(bundle, pythons, ("vae.py", ADAM_WITH_DEFAULTS))
+    assert 85 < data["score"] < 100 and any("use the arguments beta1" in t["output"] for t in data["tests"])
     data, _ = run_autograder(bundle, pythons, ("hw3/vae.py", source_with({})), ("__MACOSX/hw3/._vae.py", "\x00\x05"))
     assert data["score"] == 100 and "graded hw3/vae.py" in data["output"]
     data, _ = run_autograder(bundle, pythons, ("vae.py", "-> ROOT_OF_AUTOGRADER/source/solution/vae.py"))
