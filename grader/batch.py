@@ -17,7 +17,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from .checks import FUNCTIONS, PARTS
+from .parts import FUNCTIONS, PARTS
 from .grade import evaluate, public_json, text_report
 from .intake import IGNORED, Refused, links_in, locate
 from .runner import GradingInterrupted, stopping
@@ -88,7 +88,9 @@ def find_submissions(directory):
         path = os.path.join(directory, entry)
         if entry.startswith(".") or entry in IGNORED:
             continue
-        if os.path.isdir(path) and not os.path.islink(path):
+        if os.path.islink(path) and os.path.isdir(path):
+            found[entry] = {"vae": path, "refused": f"{entry} is a symbolic link: hand in files, not links"}
+        elif os.path.isdir(path):
             found[entry] = _in_folder(path)
         else:
             ending = next((e for e in SUBMISSION_ENDINGS if entry.lower().endswith(e)), None)
@@ -98,18 +100,10 @@ def find_submissions(directory):
 
 
 def skipped_entries(directory):
-    """{entry: why}: what find_submissions did not take as a submission (said by grade)."""
-    taken = set()
-    for student, paths in find_submissions(directory).items():
-        taken.add(student)
-    skipped = {}
-    for entry in sorted(os.listdir(directory)):
-        path = os.path.join(directory, entry)
-        if entry.startswith(".") or entry in IGNORED or entry in taken:
-            continue
-        if not any(entry.lower().endswith(e) for e in SUBMISSION_ENDINGS):
-            skipped[entry] = "not a .py file, a notebook or a student's folder"
-    return skipped
+    """{entry: why}: the entries of ``directory`` that are no submission (grade names them)."""
+    return {entry: "not a .py file, a notebook or a student's folder" for entry in sorted(os.listdir(directory))
+            if not (entry.startswith(".") or entry in IGNORED or os.path.isdir(os.path.join(directory, entry))
+                    or entry.lower().endswith(SUBMISSION_ENDINGS))}
 
 
 def _in_folder(folder):

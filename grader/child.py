@@ -182,6 +182,8 @@ def parse_by_definitions(source, filename):
             name = names[0].group(2)
             broken[name] = (f"{name} has a syntax error: {e.msg} ({filename}, line {e.lineno}); "
                             f"the rest of your file was graded")
+    if not any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for node in body):
+        raise whole  # nothing but the broken definitions: the file as a whole fails, as it did
     return ast.Module(body=body, type_ignores=[]), broken
 
 
@@ -494,8 +496,7 @@ def main():
         message = f"{type(e).__name__}: {shown(e)}" + ("" if isinstance(e, SyntaxError) else where(e))
         send(results, "__import__", {"status": "raised", "message": f"importing your file failed: {message}"}, {})
         return
-    send(results, "__import__", {"status": "ok", "skipped": skipped, "failed": failed,
-                                 "broken": sorted(broken)}, {})
+    send(results, "__import__", {"status": "ok", "skipped": skipped, "failed": failed, "broken": broken}, {})
     threads = threading.active_count()
     for index in todo:
         call = request["calls"][index]

@@ -1,6 +1,6 @@
 """The checks of flows.py, the optional part: constrain_u, planar_flow, flow_lower_bound.
 
-Same scheme as checks.py: inputs from a fixed seed, numbers from the student's process,
+Same scheme as checks.py, with the same machinery (grader/registry.py): inputs from a fixed seed, numbers from the student's process,
 judged here against expected values the grader computed itself, with the gradients also
 compared with finite differences. planar_flow runs with a stand-in constrain_u, and
 flow_lower_bound with stand-ins for the networks' parts and for planar_flow
@@ -9,9 +9,10 @@ a planar flow.
 """
 import numpy as np
 
-from .checks import (FD_RTOL, FD_STEP, HIDDEN_FROM_AUTOGRAD, Failed, Named, answer, build_lower_bound, call_failed,
-                     close, decoder_input, differs, gradient_answer, judge_lower_bound_gradient,
-                     judge_lower_bound_value, name_mistake, one_sample_per_image, shape_of, with_variants)
+from .checks import (build_lower_bound, decoder_input, gradient_answer, judge_lower_bound_gradient,
+                     judge_lower_bound_value, one_sample_per_image)
+from .registry import (FD_RTOL, FD_STEP, HIDDEN_FROM_AUTOGRAD, Check, Failed, Named, answer, call_failed, close, differs,
+                       name_mistake, register, shape_of, with_variants)
 from .stand_ins import flow_stand_in
 
 CONSTRAIN, PLANAR, FLOW_BOUND = FLOW_FUNCTIONS = ["constrain_u", "planar_flow", "flow_lower_bound"]
@@ -252,7 +253,6 @@ FLOW_JUDGES = {
 
 
 def public_flow_checks():
-    from .checks import Check
     return [
         Check("values, and w . u_hat >= -1", CONSTRAIN, "constrain_values", 6, seed=201,
               cases=[(3, 0.7), (5, -1.5), (2, -20.0), (50, 3.0)]),
@@ -271,3 +271,6 @@ def public_flow_checks():
         Check("gradient with respect to every parameter", FLOW_BOUND, "flow_bound_gradient", 8, seed=209,
               batch=3, latent=2, width=3, flows=2),
     ]
+
+
+register("flows", FLOW_FUNCTIONS, FLOW_BUILDERS, FLOW_JUDGES, public_flow_checks)

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .checks import PARTS, Failed, part_of, public_checks
+from .parts import PARTS, Failed, part_of, public_checks
 from .intake import Refused, readable_source
 from .isolation import choose as choose_isolation
 from .runner import Limits, run_submission
@@ -135,8 +135,11 @@ def evaluate(path, include_hidden=False, isolation="none", config=None, use_refe
         result["warnings"].append(f"top-level code at line(s) {lines} of your file was not run: the grader runs only "
                                   f"imports, definitions and constants. Keep training under "
                                   f"`if __name__ == '__main__':`.")
-    for name in import_info.get("broken", []) if import_info.get("status") == "ok" else []:
-        result["warnings"].append(f"{name} has a syntax error, so it scores 0; the other functions were graded")
+    broken = import_info.get("broken", {}) if import_info.get("status") == "ok" else {}
+    for name, message in broken.items() if isinstance(broken, dict) else []:
+        result["warnings"].append(f"{name} has a syntax error, so it scores 0; the other functions were graded"
+                                  if name in PARTS[part] else
+                                  f"{message.split(';')[0]}: it was left out, and what calls it fails")
     for line, why in import_info.get("failed", []) if import_info.get("status") == "ok" else []:
         result["warnings"].append(f"top-level code at line {line} of your file failed ({why[:300]}); it was skipped, and "
                                   f"your functions were graded without it")

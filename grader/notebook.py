@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .checks import Check, public_checks
+from .parts import Check, public_checks
 from .child import run_call
 from .grade import judge_check, score_result, expected_for, load_config
 

@@ -112,7 +112,8 @@ def release(check_only=False):
 # What students receive of the grader: enough to judge their file against the public
 # checks' stored expected values. Not expected.py (the reference's values and the
 # mistakes' formulas), hidden.py, batch grading or this release code.
-BUNDLED_GRADER = ("__init__.py", "__main__.py", "paths.py", "intake.py", "checks.py", "flow_checks.py", "grade.py", "runner.py",
+BUNDLED_GRADER = ("__init__.py", "__main__.py", "paths.py", "intake.py", "registry.py", "checks.py", "flow_checks.py",
+                  "parts.py", "grade.py", "runner.py",
                   "child.py", "stand_ins.py", "isolation.py", "notebook.py", "config.json", "conftest.py", "test_submission.py",
                   "fixtures/public.npz")
 STUDENT_README = """# VAE assignment

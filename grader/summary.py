@@ -11,7 +11,7 @@ summarizes everyone. For the instructor, not the students: it names them.
 import os
 from collections import defaultdict
 
-from .checks import FUNCTIONS, PARTS
+from .parts import FUNCTIONS, PARTS
 from .grade import IMPORT_FAILED
 
 OTHER = "wrong values that match no known mistake"

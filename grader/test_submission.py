@@ -9,7 +9,7 @@ the checks of the other part are skipped.
 """
 import pytest
 
-from grader.checks import PARTS, public_checks
+from grader.parts import PARTS, public_checks
 from grader.grade import evaluate, reference_available
 
 

@@ -7,7 +7,7 @@ world-writable folder the test made), so the test can tell.
 """
 import textwrap
 
-from grader.checks import FUNCTIONS
+from grader.parts import FUNCTIONS
 from submissions import stub_source
 
 # The kit, found the way an attacker would: the grader's processes name it in /proc.

@@ -7,7 +7,7 @@ spaces), so every other function stays correct.
 import os
 import textwrap
 
-from grader.checks import FUNCTIONS, PARTS
+from grader.parts import FUNCTIONS, PARTS
 from grader.paths import ASSIGNMENT, ROOT
 from grader.release import solution_regions
 

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import REPO
 from grader import runner
-from grader.checks import FUNCTIONS, PARTS
+from grader.parts import FUNCTIONS, PARTS
 from grader.grade import evaluate, load_config, public_json, text_report
 from grader.paths import ROOT, SOLUTION
 from submissions import ALTERNATIVES, BUGS, FLOW_ALTERNATIVES, FLOW_BUGS, source_with, stub_source, stub_with, write
@@ -241,7 +241,7 @@ def test_missing_function_and_wrong_signature_cost_only_that_function(tmp_path):
     ("flows", "constrain_u", "constrain_values", "u", "u")])
 def test_hard_coded_public_answers_fail_hidden_checks(part, function, family, argument, otherwise, tmp_path):
     """An answer that only reproduces the public inputs' expected values loses the hidden checks."""
-    from grader.checks import public_checks
+    from grader.parts import public_checks
     from grader.expected import expected_values
     table = {}
     for check in public_checks(part):
@@ -573,7 +573,7 @@ def test_a_stub_in_a_notebook_cell_still_reads_not_implemented():
     """In a notebook the student's code lives in the kernel's cell files, not vae.py: a stub's own
     NotImplementedError is still "not implemented yet", not an error inside a library."""
     import types
-    from grader.checks import public_checks
+    from grader.parts import public_checks
     from grader.child import run_call
     cell = types.ModuleType("cell")
     exec(compile("def compute_KL(q_means_and_log_stds):\n    raise NotImplementedError()\n",
@@ -617,3 +617,35 @@ def test_a_syntax_error_costs_only_the_function_it_is_in(tmp_path):
 def test_a_syntax_error_outside_every_function_still_fails_the_file_naming_it(tmp_path):
     result = evaluate(write(tmp_path, "mine.py", "import numpy as np(\n" + source_with({})))
     assert result["score"] == 0 and "(mine.py, line 1)" in result["tests"][0]["output"]
+
+
+def test_the_graders_modules_import_each_other_without_a_circle():
+    """Every import between grader/'s modules, at the top of a file or inside a function: the graph
+    has no cycle (the checks' registry lives apart from each part's checks)."""
+    import ast
+    folder = os.path.join(ROOT, "grader")
+    modules = {name[:-3] for name in os.listdir(folder) if name.endswith(".py")}
+    graph = {}
+    for module in modules:
+        tree = ast.parse(open(os.path.join(folder, f"{module}.py")).read())
+        graph[module] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("grader")):
+                target = (node.module or "").replace("grader.", "").replace("grader", "")
+                names = [target] if target else [a.name for a in node.names]
+                graph[module] |= {n for n in names if n in modules and n != module}
+    path = []
+
+    def visit(module, seen):
+        assert module not in path, f"import circle: {' -> '.join(path[path.index(module):] + [module])}"
+        if module in seen:
+            return
+        path.append(module)
+        for target in sorted(graph[module]):
+            visit(target, seen)
+        path.pop()
+        seen.add(module)
+    seen = set()
+    for module in sorted(graph):
+        visit(module, seen)
+    assert {"registry", "checks", "flow_checks", "parts"} <= modules

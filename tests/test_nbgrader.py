@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from conftest import REPO
-from grader.checks import FUNCTIONS
+from grader.parts import FUNCTIONS
 from grader.grade import load_config
 from grader.paths import SOLUTION
 from grader.release import solution_regions
