@@ -27,8 +27,9 @@ import autograd.numpy.random as npr
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # in the kit, data/ is one folder up
 try:
     import data  # noqa: F401
-except ImportError as e:
-    raise ImportError(f"{e} (the data/ folder, which comes beside vae.py with the assignment)") from None
+except ImportError as e:  # a message, not a traceback: the student's vae.py was moved away from its files
+    sys.exit(f"vae.py: {e}. vae.py needs training_tools.py and the data/ folder, which come beside it with the "
+             f"assignment: keep the assignment's files together.")
 
 
 class KitError(Exception):

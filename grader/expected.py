@@ -27,7 +27,12 @@ def reference():
     if _reference is None:
         spec = importlib.util.spec_from_file_location("vae_reference", SOLUTION)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        folder = os.path.dirname(SOLUTION)
+        sys.path.insert(0, folder)  # as `python solution/vae.py` has it: its training_tools.py beside it
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(folder)
         _reference = module
     return _reference
 

@@ -31,15 +31,6 @@ import time
 import autograd.numpy as np
 import autograd.numpy.random as npr
 
-try:  # training_tools.py and data/ come with the assignment, beside this file
-    import training_tools  # noqa: F401
-except ImportError:  # inside the kit, training_tools.py is in assignment/
-    sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assignment"))
-    try:
-        import training_tools  # noqa: F401
-    except ImportError as e:
-        sys.exit(f"vae.py: {e}. vae.py needs training_tools.py and the data/ folder, which come beside it with "
-                 f"the assignment: keep the assignment's files together.")
 from training_tools import (checkpoint_of, kit_errors, load_data, parse_args, resume, reuse_freed_memory,
                             saved_run, save_checkpoint, stop_if_unfinished, value_and_grads, write_figures)
 

@@ -181,3 +181,15 @@ def test_github_workflow_steps_run_here_as_written(tmp_path):
         assert done.returncode == 0, f"{step['name']}:\n{done.stdout}\n{done.stderr}"
         ran += 1
     assert ran == 2 and "stub 0.0 reference 100.0" in done.stdout
+
+
+def test_the_student_file_opens_with_its_docstring_and_plain_imports():
+    """Like the HIPS example: no sys.path edits and no try/except before the code; how the
+    reference finds training_tools.py is the kit's concern (solution/training_tools.py)."""
+    import ast
+    tree = ast.parse(open(os.path.join(REPO, "assignment", "vae.py")).read())
+    first = next(i for i, node in enumerate(tree.body) if isinstance(node, (ast.FunctionDef, ast.ClassDef)))
+    opening = tree.body[:first]
+    assert isinstance(opening[0], ast.Expr) and isinstance(opening[0].value, ast.Constant)  # the docstring
+    assert all(isinstance(node, (ast.Import, ast.ImportFrom)) for node in opening[1:]), \
+        [ast.dump(node)[:80] for node in opening[1:] if not isinstance(node, (ast.Import, ast.ImportFrom))]
