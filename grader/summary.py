@@ -35,6 +35,19 @@ def mistakes_of(record):
     for t in record["tests"]:
         if t["status"] == "failed":
             found.add((t["function"], t.get("mistake") or OTHER))
+    return _first_cause(found)
+
+
+def advice_of(record):
+    """{(function, mistake)} of the failed checks that cost no points (advice, such as stability)."""
+    costly = {(t["function"], t.get("mistake") or OTHER) for t in record.get("tests", [])
+              if t["status"] == "failed" and t.get("max_score", 0) > 0}
+    return {(t["function"], t.get("mistake") or OTHER) for t in record.get("tests", [])
+            if t["status"] == "failed" and not t.get("max_score", 0)} - costly
+
+
+def _first_cause(found):
+    """A function's wrong values that match no known mistake are left out where it made a named one."""
     named = {f for f, mistake in found if mistake != OTHER}
     return {(f, mistake) for f, mistake in found if mistake != OTHER or f not in named}  # the rest follow from it
 
@@ -63,13 +76,19 @@ def write_summary(records, out):
                 import_failures[label] = failed_import[0]
             if sub.get("warnings"):
                 partly_run[label] = sub["warnings"]
-    figure = _figure(scores, os.path.join(out, "scores.png"))
+    advice = set()
+    for record in records.values():
+        for part, functions, pick in parts:
+            if pick(record) is not None:
+                advice |= advice_of(pick(record))
+    totals = [record["score"] for record in records.values() if "score" in record]
+    figure = _figure(totals, scores, mistakes, advice, os.path.join(out, "scores.png"))
     lines = ["# What the class got wrong", "",
              f"{len(records)} students graded"
              + (f", {sum('flows' in r for r in records.values())} of them with the optional flows.py" if len(parts) > 1
                 else "") + ". Written by `python -m grader grade`; it names students: keep it to yourself.", ""]
     if figure:
-        lines += ["![The distribution of scores per function](scores.png)", ""]
+        lines += ["![The totals, each function's marks and the named mistakes](scores.png)", ""]
     lines += ["## Scores per function", "",
               "| function | full marks | part marks | zero | mean score |", "|---|---|---|---|---|"]
     for f, rows in scores.items():
@@ -100,31 +119,93 @@ def _cell(text):
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def _figure(scores, path):
-    """One histogram per function of the students' scores; False when matplotlib is missing."""
+SHORT = {"sample_latent_variables_from_posterior": "sampler", "bernoulli_log_prob": "Bernoulli",
+         "compute_KL": "KL", "vae_lower_bound": "lower bound", "adam_step": "Adam", "constrain_u": "constrain_u",
+         "planar_flow": "planar_flow", "flow_lower_bound": "flow bound"}
+MISTAKES_SHOWN = 14
+
+
+def _figure(totals, scores, mistakes, advice, path):
+    """What an instructor deciding what to re-teach looks at: the totals' distribution; each
+    function's students with full, part and zero marks; and how many students made each named
+    mistake, the ones that cost points apart from advice. False when matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    functions = list(scores)
-    columns = min(4, len(functions))
-    rows = -(-len(functions) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), squeeze=False)
-    for ax, f in zip(axes.flat, functions):
-        top = scores[f][0][2]
-        values = [score for _, score, _ in scores[f]]
-        ax.hist(values, bins=[top * i / 10 for i in range(11)], color="#4c72b0", edgecolor="white")
-        ax.set_title(f if len(f) < 28 else f[:26] + "…", fontsize=9)
-        ax.set_xlim(0, top)
-        ax.set_xlabel(f"points (of {top:g})", fontsize=8)
-        ax.set_ylabel("students", fontsize=8)
-        ax.yaxis.get_major_locator().set_params(integer=True)
-    for ax in list(axes.flat)[len(functions):]:
+    ranked = sorted(mistakes.items(), key=lambda item: (-len(item[1]), item[0]))
+    shown = ranked[:MISTAKES_SHOWN]
+    fig = plt.figure(figsize=(11, 3.6 + 0.42 * max(len(shown), 2)))
+    grid = fig.add_gridspec(2, 2, height_ratios=[3.0, 0.42 * max(len(shown), 2) + 0.6], width_ratios=[1, 1.25],
+                            hspace=0.4, wspace=0.3)
+
+    ax = fig.add_subplot(grid[0, 0])  # the totals
+    top = 100.0
+    ax.hist(totals, bins=[top * i / 10 for i in range(11)], color="#4c72b0", edgecolor="white")
+    middle = ""
+    if totals:
+        mean, median = sum(totals) / len(totals), sorted(totals)[len(totals) // 2]
+        ax.axvline(mean, color="black", linewidth=1, linestyle="--")
+        middle = f" (mean {mean:.0f}, dashed; median {median:.0f})"
+    ax.set_xlim(0, top)
+    ax.set_title(f"Total score, {len(totals)} students{middle}", fontsize=10, loc="left")
+    ax.set_xlabel("points (of 100)", fontsize=8)
+    ax.set_ylabel("students", fontsize=8)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+
+    ax = fig.add_subplot(grid[0, 1])  # each function: full, part, zero
+    functions = list(scores)[::-1]
+    colours = {"full marks": "#55a868", "part marks": "#dd8452", "zero": "#c44e52"}
+    left = [0] * len(functions)
+    for label, colour in colours.items():
+        counts = []
+        for f in functions:
+            rows = scores[f]
+            full = sum(score >= t - 1e-9 for _, score, t in rows)
+            zero = sum(score <= 1e-9 for _, score, _ in rows)
+            counts.append({"full marks": full, "part marks": len(rows) - full - zero, "zero": zero}[label])
+        bars = ax.barh([SHORT.get(f, f) for f in functions], counts, left=left, color=colour, label=label)
+        for bar, count in zip(bars, counts):
+            if count:
+                ax.text(bar.get_x() + bar.get_width() / 2, bar.get_y() + bar.get_height() / 2, str(count),
+                        ha="center", va="center", fontsize=7, color="white")
+        left = [a + b for a, b in zip(left, counts)]
+    ax.set_title("Each function: students with full, part and zero marks", fontsize=10, loc="left")
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, frameon=False)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+
+    ax = fig.add_subplot(grid[1, :])  # the named mistakes
+    if shown:  # each mistake's words above its bar, so that long ones need no margin
+        labels = [f"{SHORT.get(f, f)}: {_short(m, 120)}" for (f, m), _ in shown][::-1]
+        counts = [len(who) for _, who in shown][::-1]
+        kinds = [key in advice for key, _ in shown][::-1]
+        ax.barh(range(len(counts)), counts, height=0.38, color=["#b0b0b0" if a else "#c44e52" for a in kinds])
+        for y, (count, label) in enumerate(zip(counts, labels)):
+            ax.text(count, y, f" {count}", va="center", fontsize=7)
+            ax.text(0, y + 0.24, label, va="bottom", fontsize=7.5)
+        ax.set_yticks([])
+        ax.set_ylim(-0.5, len(counts) - 0.1)
+        from matplotlib.patches import Patch
+        handles = [Patch(color="#c44e52", label="costs points")]
+        if any(kinds):
+            handles.append(Patch(color="#b0b0b0", label="advice, no points"))
+        ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.95)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        more = f" ({len(ranked) - len(shown)} more in summary.md)" if len(ranked) > len(shown) else ""
+        ax.set_title(f"Named mistakes: how many students made each{more}", fontsize=10, loc="left")
+        ax.set_xlabel("students", fontsize=8)
+        ax.tick_params(labelsize=8)
+    else:
         ax.axis("off")
-    fig.suptitle(f"Scores per function, {max(len(v) for v in scores.values())} students", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+        ax.set_title("Named mistakes: none, every check that ran was passed", fontsize=10, loc="left")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return True
+
+
+def _short(text, size=78):
+    text = " ".join(str(text).split())
+    return text if len(text) <= size else text[:size - 1] + "…"
