@@ -116,29 +116,7 @@ BUNDLED_GRADER = ("__init__.py", "__main__.py", "paths.py", "intake.py", "regist
                   "parts.py", "grade.py", "runner.py",
                   "child.py", "stand_ins.py", "isolation.py", "notebook.py", "config.json", "conftest.py", "test_submission.py",
                   "fixtures/public.npz")
-STUDENT_README = """# VAE assignment
-
-Fill in the five functions marked `# YOUR CODE HERE` in `vae.py`; each docstring gives the
-math and the shapes. `training_tools.py` holds the machinery of training that you need not
-read (a fast gradient, checkpoints, the options, the figures); keep `vae.py`,
-`training_tools.py` and `data/` together in one folder.
-
-    cd vae-assignment                 # every command below runs from this folder
-    pip install -r requirements.txt
-    python -m grader check vae.py     # which functions are right, and a hint for each mistake
-    python vae.py                     # train (30 epochs) and write the figures into results/
-    python vae.py --help              # every option
-
-The check runs your file in a separate process on fixed inputs and compares the numbers
-with stored expected values; grading adds hidden checks of the same kinds on other inputs.
-MNIST is downloaded on first use into data/mnist/ (set MNIST_DIR or --data-dir to use a
-copy you already have).
-
-Optional, advanced: `flows.py` adds planar normalizing flows to your VAE (three more
-functions marked YOUR CODE HERE); `python -m grader check flows.py` checks them (beside
-the assignment's own vae.py, so a mistake in yours costs nothing there) and
-`python flows.py --flows 5` trains it.
-"""
+STUDENT_GUIDE = os.path.join(ROOT, "docs", "students.md")  # the bundle's README.md: one page, kept in one place
 
 
 # What in requirements.txt only the kit itself needs (the report, nbgrader, its own tests' YAML),
@@ -160,7 +138,7 @@ def build_bundle(out_dir):
     folder = os.path.join(out_dir, "vae-assignment")
     shutil.rmtree(folder, ignore_errors=True)
     files = {os.path.basename(a): assignment_source(s) for s, a in GENERATED}
-    files.update({"README.md": STUDENT_README, "requirements.txt": student_requirements(),
+    files.update({"README.md": open(STUDENT_GUIDE, encoding="utf-8").read(), "requirements.txt": student_requirements(),
                   "training_tools.py": open(os.path.join(ROOT, "assignment", "training_tools.py")).read()})
     for name in sorted(os.listdir(os.path.join(ROOT, "data"))):
         if name.endswith(".py"):
