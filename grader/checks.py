@@ -529,7 +529,7 @@ def public_vae_checks():
         Check("first step", A, "adam", 5, seed=13, size=12, scales=[1.0], learning_rate=None),
         Check("six steps, gradients of very different scales", A, "adam", 10, seed=14, size=12,
               scales=[1.0, 1e3, 1e-3, 1.0, 1e2, 1e-2], learning_rate=0.01),
-        Check("three steps with beta1, beta2 and epsilon given", A, "adam", 5, seed=15, size=12,
+        Check("three steps with beta1, beta2 and epsilon given", A, "adam", 10, seed=15, size=12,
               scales=[1.0, 1e-2, 1e2], learning_rate=0.02, beta1=0.5, beta2=0.9, epsilon=1e-3),
     ]
 

@@ -477,14 +477,18 @@ def main():
     if problem:  # never "started": the runner reports the grader's failure, not a 0 for the student
         print(f"grader: {problem}", file=sys.stderr)
         return
-    send(results, "__started__", {}, {})
     if name != "vae":  # flows.py imports the assignment's own vae.py, which runner.py put beside it
         try:
             import_submission(os.path.join(workdir, "vae.py"))
         except BaseException as e:
-            send(results, "__import__", {"status": "raised", "message": f"the assignment's vae.py, which {name}.py "
-                                         f"imports, failed to import: {type(e).__name__}: {e}"}, {})
+            message = f"the assignment's vae.py, which {name}.py imports, failed to import: {type(e).__name__}: {e}"
+            if todo[0] == 0:  # no student code has run in this work folder yet: the kit's own failure
+                print(f"grader: {message}", file=sys.stderr)
+                return
+            send(results, "__started__", {}, {})  # a later run: the student's code may have changed the folder
+            send(results, "__import__", {"status": "raised", "message": message}, {})
             return
+    send(results, "__started__", {}, {})
     try:
         module, skipped, failed, broken = import_submission(os.path.join(workdir, f"{name}.py"), name,
                                                             SAFE_MODULES + ("vae",), filename=GRADED_FILE)

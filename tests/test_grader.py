@@ -649,3 +649,15 @@ def test_the_graders_modules_import_each_other_without_a_circle():
     for module in sorted(graph):
         visit(module, seen)
     assert {"registry", "checks", "flow_checks", "parts"} <= modules
+
+
+def test_a_broken_kit_vae_beside_flows_is_the_graders_error_not_the_students(tmp_path, monkeypatch):
+    """flows.py is graded beside the kit's own vae.py: when that fails to import before any student
+    code ran, the grader stops with its own error instead of scoring the student 0."""
+    from grader.isolation import IsolationError
+    broken = tmp_path / "kit_vae.py"
+    broken.write_text("import numpy as np\ndef damaged(:\n")  # a file the kit never ships
+    monkeypatch.setattr(runner, "companion_vae", lambda: str(broken))
+    with pytest.raises(IsolationError) as error:
+        evaluate(write(tmp_path, "flows.py", source_with({}, "flows")))
+    assert "the assignment's vae.py, which flows.py imports, failed to import" in str(error.value)
