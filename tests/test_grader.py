@@ -661,3 +661,12 @@ def test_a_broken_kit_vae_beside_flows_is_the_graders_error_not_the_students(tmp
     with pytest.raises(IsolationError) as error:
         evaluate(write(tmp_path, "flows.py", source_with({}, "flows")))
     assert "the assignment's vae.py, which flows.py imports, failed to import" in str(error.value)
+
+
+def test_both_reports_say_why_a_checks_points_differ_between_self_check_and_grading(tmp_path):
+    """The self-check shows compute_KL's values check as worth 7 points, grading as 3.5: each says why."""
+    path = write(tmp_path, "kl.py", source_with({"compute_KL": BUGS["kl_logvar"][1]}))
+    public, graded = evaluate(path), evaluate(path, include_hidden=True)
+    assert len({t["max_score"] for r in (public, graded) for t in r["tests"] if t["name"] == "compute_KL: values"}) == 2
+    assert "each function's points are then shared among all its checks, so each is worth less" in text_report(public)
+    assert "so a check is worth less here than in the self-check" in text_report(graded, hidden_note=False)
