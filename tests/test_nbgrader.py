@@ -29,7 +29,9 @@ STUDENTS = {"alice": {}, "bob": {"compute_KL": BUGS["kl_logvar"][1]},
 
 
 def run(*command, cwd):
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+    # nbgrader runs its own tools (alembic) by name: give it this interpreter's bin/, as activating a venv does
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, f"{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -119,7 +121,7 @@ def test_full_nbgrader_workflow_matches_the_grader(course, tmp_path):
         assert exported[student] == pytest.approx(score, abs=1e-3), (student, exported, expected)
 
 
-def test_in_kernel_checks_keep_stderr_clean_and_agree_with_the_isolated_grader(tmp_path, capfd):
+def test_in_kernel_checks_keep_stderr_clean_and_agree_with_the_isolated_grader(tmp_path, capfd, monkeypatch):
     """nbgrader scores any stderr output 0: a correct but warning-prone answer must not write there."""
     import importlib.util
     from grader.grade import evaluate
@@ -127,6 +129,7 @@ def test_in_kernel_checks_keep_stderr_clean_and_agree_with_the_isolated_grader(t
     from submissions import ALTERNATIVES
     function, code = ALTERNATIVES["bernoulli_naive"]
     path = write(tmp_path, "naive.py", source_with({function: code}))
+    monkeypatch.syspath_prepend(os.path.join(REPO, "solution"))  # its training_tools.py, as a kernel beside it has
     spec = importlib.util.spec_from_file_location("naive_submission", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
