@@ -515,8 +515,13 @@ def main():
             header = dict(header, restart=True)
         send(results, call["id"], header, out)
         if left_running:
-            results.close()
-            os._exit(0)
+            break
+    # Done: end now, without the interpreter's teardown, so that the runner sees the end of the
+    # answers and the process's exit together (it waits for the exit, to report how it ended).
+    results.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def shown(value):
