@@ -198,6 +198,9 @@ def main(argv=None):
     except KeyboardInterrupt:  # a command that grades nothing (release, nbgrader-course): no traceback
         print("grader: stopped (Ctrl-C)", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:  # `... | head` stopped reading: nothing went wrong here
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def add_release(commands):
