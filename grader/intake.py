@@ -90,8 +90,8 @@ def locate(folder, module="vae", others=("flows",)):
     raise Refused(f"no {module}.py was handed in: expected {module}.py (or {module}.ipynb), found {shown}")
 
 
-def refuse_links(path, root=None):
-    """Refused when ``path``, or any folder from ``root`` down to it, is a symbolic link."""
+def refuse_links(path):
+    """Refused when ``path`` is a symbolic link (whatever it points at, it is never followed)."""
     if os.path.islink(path):
         raise Refused(f"{os.path.basename(path)} is a symbolic link, not a file: hand in the file itself")
 
