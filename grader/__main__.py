@@ -86,7 +86,7 @@ def cmd_check(args):
 
 
 def cmd_grade(args):
-    from .batch import BatchError, find_submissions, grade_folder, prepare_out
+    from .batch import BatchError, find_submissions, grade_folder, prepare_out, skipped_entries
     if not os.path.isdir(args.directory):
         print(f"grader: {args.directory} is not a folder", file=sys.stderr)
         return 2
@@ -108,7 +108,6 @@ def cmd_grade(args):
         except BatchError as e:
             print(f"grader: {e}", file=sys.stderr)
             return 2
-    from .batch import skipped_entries
     for entry, why in skipped_entries(args.directory).items():
         print(f"grader: skipped {entry}: {why}", file=sys.stderr)
     graded = len(rows) - rows.skipped

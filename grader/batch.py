@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from .parts import FUNCTIONS, PARTS
 from .grade import evaluate, public_json, text_report
-from .intake import IGNORED, Refused, links_in, locate
+from .intake import Refused, locate, visible
 from .runner import GradingInterrupted, stopping
 from .summary import write_summary
 
@@ -84,13 +84,9 @@ def find_submissions(directory):
     to grade is found as grader/intake.py says. A folder with nothing gradable, or holding a
     symbolic link, still gets its student, with the reason."""
     found = {}
-    for entry in sorted(os.listdir(directory)):
+    for entry in visible(directory):
         path = os.path.join(directory, entry)
-        if entry.startswith(".") or entry in IGNORED:
-            continue
-        if os.path.islink(path) and os.path.isdir(path):
-            found[entry] = {"vae": path, "refused": f"{entry} is a symbolic link: hand in files, not links"}
-        elif os.path.isdir(path):
+        if os.path.isdir(path):  # a link to a folder too: locate refuses it
             found[entry] = _in_folder(path)
         else:
             ending = next((e for e in SUBMISSION_ENDINGS if entry.lower().endswith(e)), None)
@@ -101,17 +97,12 @@ def find_submissions(directory):
 
 def skipped_entries(directory):
     """{entry: why}: the entries of ``directory`` that are no submission (grade names them)."""
-    return {entry: "not a .py file, a notebook or a student's folder" for entry in sorted(os.listdir(directory))
-            if not (entry.startswith(".") or entry in IGNORED or os.path.isdir(os.path.join(directory, entry))
-                    or entry.lower().endswith(SUBMISSION_ENDINGS))}
+    return {entry: "not a .py file, a notebook or a student's folder" for entry in visible(directory)
+            if not (os.path.isdir(os.path.join(directory, entry)) or entry.lower().endswith(SUBMISSION_ENDINGS))}
 
 
 def _in_folder(folder):
     paths = {}
-    links = links_in(folder)
-    if links:
-        return {"vae": os.path.join(folder, "vae.py"),
-                "refused": f"your submission holds a symbolic link ({', '.join(links[:3])}): hand in files, not links"}
     try:
         paths["vae"], paths["note"] = locate(folder, "vae")
     except Refused as e:

@@ -177,7 +177,7 @@ def parse_by_definitions(source, filename):
             body.extend(ast.parse(text, filename=filename).body)
         except SyntaxError as e:
             names = [DEFINITION.match(line) for line in lines[start:end] if DEFINITION.match(line)]
-            if start < (starts[0] if starts else 0) or not names:
+            if start < starts[0] or not names:
                 raise whole from None
             name = names[0].group(2)
             broken[name] = (f"{name} has a syntax error: {e.msg} ({filename}, line {e.lineno}); "
@@ -209,7 +209,7 @@ def import_submission(path, name="vae", safe_modules=SAFE_MODULES, filename=None
             exec(code, module.__dict__)
         except Exception as e:
             failed.append((statement.lineno, f"{type(e).__name__}: {shown(e)}"))
-    BROKEN.update(broken)
+    module.__broken__ = broken  # run_call names the syntax error of a function it kept out
     return module, skipped, failed, broken
 
 
@@ -239,8 +239,9 @@ def run_call(module, call, arrays):
     import numpy as np
     name = call["function"]
     fn = getattr(module, name, None)
-    if not callable(fn) and name in BROKEN:
-        return {"status": "syntax", "message": BROKEN[name]}, {}
+    broken = getattr(module, "__broken__", {})
+    if not callable(fn) and name in broken:
+        return {"status": "syntax", "message": broken[name]}, {}
     if not callable(fn):
         return {"status": "missing", "message": f"{name} is not defined in your file"}, {}
     kind = call["kind"]
@@ -402,7 +403,6 @@ def where(error, filename=None):
 
 TRACEBACK_FRAMES = 200
 GRADED_FILE = "vae.py"  # the file whose lines `where` reports: the student's own file name
-BROKEN = {}  # function -> its syntax error, for the functions a syntax error kept out
 
 
 def send(stream, call_id, header, arrays):

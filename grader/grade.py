@@ -110,13 +110,14 @@ def evaluate(path, include_hidden=False, isolation="none", config=None, use_refe
     expected = expected_for(checks, use_reference)
     started = time.time()
     result = {"submission": path, "part": part, "tests": [], "warnings": [], "isolation": isolation.mode}
-    given_refusal = refused
-    try:
-        source = None if given_refusal or not os.path.lexists(path) else readable_source(path)
-        refused = None if os.path.lexists(path) else f"no file {os.path.basename(path)} was handed in"
-    except Refused as e:
-        source, refused = None, str(e)
-    refused = given_refusal or refused
+    source = None
+    if refused is None and not os.path.lexists(path):
+        refused = f"no file {os.path.basename(path)} was handed in"
+    elif refused is None:
+        try:
+            source = readable_source(path)
+        except Refused as e:
+            refused = str(e)
     if source is not None:
         result["warnings"].append(f"graded the code cells of the notebook {os.path.basename(path)} (magics and shell "
                                   f"lines left out)")

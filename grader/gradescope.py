@@ -92,16 +92,14 @@ def find_submission(submission_dir):
     VAE.py, vae.ipynb, vae.py.txt, or the only Python file or notebook, in the upload or in the one
     folder it holds, as a zip of a folder gives); None, with the reason, when there is none or the
     upload holds a symbolic link."""
-    from .intake import Refused, links_in, locate
+    from .intake import Refused, locate, visible
     if not os.path.isdir(submission_dir):
         return None, f"no submission folder at {submission_dir}"
-    links = links_in(submission_dir)
-    if links:
-        return None, f"your upload holds a symbolic link ({', '.join(links[:3])}): upload files, not links"
     folder = submission_dir
     while True:  # an upload of one folder (hw3/vae.py), macOS's __MACOSX beside it ignored
-        entries = [n for n in os.listdir(folder) if not n.startswith((".", "._")) and n not in IGNORED_UPLOAD]
-        if len(entries) == 1 and os.path.isdir(os.path.join(folder, entries[0])):
+        entries = [n for n in visible(folder) if n not in ("flows.py", "flows.ipynb")]
+        if len(entries) == 1 and os.path.isdir(os.path.join(folder, entries[0])) \
+                and not os.path.islink(os.path.join(folder, entries[0])):
             folder = os.path.join(folder, entries[0])
         else:
             break
@@ -113,9 +111,6 @@ def find_submission(submission_dir):
     if shown != "vae.py" and not note:
         note = f"graded {shown}"
     return path, note
-
-
-IGNORED_UPLOAD = ("__MACOSX", "flows.py", "flows.ipynb", "__pycache__", ".ipynb_checkpoints")
 
 
 def results_json(result, visibility, seconds, note=""):

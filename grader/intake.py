@@ -56,24 +56,33 @@ def notebook_source(path):
     return "\n\n".join(chunks) + "\n"
 
 
+def visible(folder):
+    """The entries of ``folder`` a student handed in: not hidden files (macOS's ``._`` ones among
+    them), nor what zips and Jupyter leave beside the work."""
+    return [n for n in sorted(os.listdir(folder)) if not n.startswith(".") and n not in IGNORED]
+
+
 def _candidates(folder, module):
     """The files of ``folder`` that could be the student's MODULE.py, best first, with why."""
-    names = sorted(os.listdir(folder))
-    visible = [n for n in names if not n.startswith((".", "._")) and n not in IGNORED]
-    lower = {n.lower(): n for n in visible}
+    visible_names = visible(folder)
+    lower = {n.lower(): n for n in visible_names}
     for wanted, why in ((f"{module}.py", ""), (f"{module}.ipynb", "the notebook"),
                         (f"{module}.py.txt", "Windows had hidden its .py extension"),
                         (f"{module}.py", "another case")):
-        if wanted in visible or (why == "another case" and wanted in lower):
+        if wanted in visible_names or (why == "another case" and wanted in lower):
             return [lower.get(wanted, wanted) if why == "another case" else wanted], why
-    return visible, None
+    return visible_names, None
 
 
 def locate(folder, module="vae", others=("flows",)):
     """(path, note): the file of ``folder`` to grade as MODULE.py, and a line saying which file it
-    was when it is not MODULE.py itself. Refused when there is none, or it is a link."""
+    was when it is not MODULE.py itself. Refused when there is none, or when the folder is, or
+    holds, a symbolic link."""
     if os.path.islink(folder):
-        raise Refused(f"{os.path.basename(folder)} is a symbolic link: hand in your files themselves")
+        raise Refused(f"{os.path.basename(folder)} is a symbolic link: hand in files, not links")
+    links = links_in(folder)
+    if links:
+        raise Refused(f"your submission holds a symbolic link ({', '.join(links[:3])}): hand in files, not links")
     found, why = _candidates(folder, module)
     if why is not None:
         path = os.path.join(folder, found[0])

@@ -49,7 +49,7 @@ _stop = threading.Event()
 _running = set()  # the children running now, so that a stop can kill them
 
 
-def stop_all_runs(*_):
+def stop_all_runs():
     """Stop grading: no child starts from now on, and every child running is killed (its run then
     raises GradingInterrupted, and its folders are removed as usual). Safe in a signal handler."""
     _stop.set()
@@ -317,6 +317,9 @@ def _answer_calls(calls, workdir, control, limits, prefix, uid, isolation):
     return import_info, results, log
 
 
+STOPPED = "was stopped: grading was interrupted"
+
+
 class _Watch:
     """What the parent sees of one child run, as it happens: the frames so far, which call is in
     flight and since when, and why the run ended (None: it answered everything it was given)."""
@@ -394,7 +397,7 @@ def _run_child(workdir, control, todo, calls, used, limits, sandbox_prefix_args,
             while True:
                 now = time.monotonic()
                 if _stop.is_set():
-                    watch.reason = "was stopped: grading was interrupted"
+                    watch.reason = STOPPED
                     break
                 if now > watch.deadline():
                     watch.expired(now)
@@ -461,7 +464,7 @@ def _run_child_portable(workdir, control, todo, calls, used, limits, sandbox_pre
             process.wait()
             _running.discard(process)
         if _stop.is_set():
-            watch.reason = "was stopped: grading was interrupted"
+            watch.reason = STOPPED
         watch.reason = watch.reason or _ending(process.returncode)
         tail = _tail(log)
     try:
@@ -494,10 +497,7 @@ def _signal_name(number):
 def _kill_everything(process, marker, uid=None):
     """The child's process group, every process of its user when it ran as one of its own, and
     any process that still carries this run's marker in its environment."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    _kill_group(process)
     process.wait()
     _running.discard(process)
     if uid is not None:
@@ -563,8 +563,3 @@ def take_frames(data, position=0):
         frames.append((header, {k: np.array(a, dtype=np.float64) for k, a in arrays.items()}))
         position += 12 + length
     return frames, position
-
-
-def parse_frames(data):
-    """Frames in order until the first malformed one."""
-    return take_frames(data)[0]

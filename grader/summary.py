@@ -38,6 +38,13 @@ def mistakes_of(record):
     return _first_cause(found)
 
 
+def marks_split(rows):
+    """(full marks, part marks, zero): how many of ``rows`` [(student, score, max)] got each."""
+    full = sum(score >= top - 1e-9 for _, score, top in rows)
+    zero = sum(score <= 1e-9 for _, score, _ in rows)
+    return full, len(rows) - full - zero, zero
+
+
 def advice_of(record):
     """{(function, mistake)} of the failed checks that cost no points (advice, such as stability)."""
     costly = {(t["function"], t.get("mistake") or OTHER) for t in record.get("tests", [])
@@ -60,6 +67,7 @@ def write_summary(records, out):
         parts.append(("flows", PARTS["flows"], lambda r: r.get("flows")))
     scores = {}  # function -> [(student, score, max)]
     mistakes = defaultdict(set)  # (function, mistake) -> students
+    advice = set()  # (function, mistake) that cost no points
     import_failures, partly_run = {}, {}
     for student, record in sorted(records.items()):
         for part, functions, pick in parts:
@@ -70,17 +78,13 @@ def write_summary(records, out):
                 scores.setdefault(f, []).append((student, score, top))
             for key in mistakes_of(sub):
                 mistakes[key].add(student)
+            advice |= advice_of(sub)
             label = student if part == "vae" else f"{student} (flows.py)"
             failed_import = [t["output"] for t in sub.get("tests", []) if t.get("mistake") == IMPORT_FAILED]
             if failed_import:
                 import_failures[label] = failed_import[0]
             if sub.get("warnings"):
                 partly_run[label] = sub["warnings"]
-    advice = set()
-    for record in records.values():
-        for part, functions, pick in parts:
-            if pick(record) is not None:
-                advice |= advice_of(pick(record))
     totals = [record["score"] for record in records.values() if "score" in record]
     figure = _figure(totals, scores, mistakes, advice, os.path.join(out, "scores.png"))
     lines = ["# What the class got wrong", "",
@@ -92,10 +96,9 @@ def write_summary(records, out):
     lines += ["## Scores per function", "",
               "| function | full marks | part marks | zero | mean score |", "|---|---|---|---|---|"]
     for f, rows in scores.items():
-        full = sum(score >= top - 1e-9 for _, score, top in rows)
-        zero = sum(score <= 1e-9 for _, score, _ in rows)
+        full, part_marks, zero = marks_split(rows)
         mean = sum(score for _, score, _ in rows) / len(rows)
-        lines.append(f"| {f} | {full} | {len(rows) - full - zero} | {zero} | {mean:.1f} / {rows[0][2]:g} |")
+        lines.append(f"| {f} | {full} | {part_marks} | {zero} | {mean:.1f} / {rows[0][2]:g} |")
     lines += ["", "## Mistakes, most frequent first", ""]
     if mistakes:
         lines += ["| students | function | mistake | who |", "|---|---|---|---|"]
@@ -158,14 +161,10 @@ def _figure(totals, scores, mistakes, advice, path):
     ax = fig.add_subplot(grid[0, 1])  # each function: full, part, zero
     functions = list(scores)[::-1]
     colours = {"full marks": "#55a868", "part marks": "#dd8452", "zero": "#c44e52"}
+    split = [marks_split(scores[f]) for f in functions]
     left = [0] * len(functions)
-    for label, colour in colours.items():
-        counts = []
-        for f in functions:
-            rows = scores[f]
-            full = sum(score >= t - 1e-9 for _, score, t in rows)
-            zero = sum(score <= 1e-9 for _, score, _ in rows)
-            counts.append({"full marks": full, "part marks": len(rows) - full - zero, "zero": zero}[label])
+    for which, (label, colour) in enumerate(colours.items()):
+        counts = [numbers[which] for numbers in split]
         bars = ax.barh([SHORT.get(f, f) for f in functions], counts, left=left, color=colour, label=label)
         for bar, count in zip(bars, counts):
             if count:
