@@ -170,10 +170,17 @@ def reuse_freed_memory():
 
 
 # ------------------------------------------------------------------ the command line
+# What the reference's own copy of this module (solution/training_tools.py) adds to vae.py's
+# options, for instructors: nothing here.
+EXTRA_OPTIONS = []
+
+
 def parse_args(description, argv=None, flows=False):
     """The options of vae.py (and, with ``flows``, of flows.py: --flows too, and its own --out)."""
     import argparse
     p = argparse.ArgumentParser(description=description)
+    for add_options in EXTRA_OPTIONS:
+        add_options(p)
     if flows:
         p.add_argument("--flows", type=int, default=5, help="number of planar flows K (0: the plain VAE's bound)")
     p.add_argument("--epochs", type=int, default=30)
@@ -299,11 +306,11 @@ def stop_if_unfinished(vae, flows=None):
                  f"then run again.")
 
 
-def write_figures(decode, encode_mean, history, test_images, args, source=None):
+def write_figures(decode, encode_mean, history, test_images, args, source=None, prior_std=1.0):
     """The report's four figures, as PNGs in args.out: the lower bound per epoch, samples from
-    the prior, reconstructions and interpolations. decode(z) gives Bernoulli means,
-    encode_mean(x) posterior means; ``source`` says what data they come from, which is written
-    on them when it is not full MNIST. Same seed, same figures."""
+    the prior N(0, prior_std^2 I), reconstructions and interpolations. decode(z) gives Bernoulli
+    means, encode_mean(x) posterior means; ``source`` says what data they come from, which is
+    written on them when it is not full MNIST. Same seed, same figures."""
     from data import describe, plot_lower_bound, save_images
     out = args.out
     os.makedirs(out, exist_ok=True)
@@ -311,7 +318,7 @@ def write_figures(decode, encode_mean, history, test_images, args, source=None):
     if history:
         plot_lower_bound(history, os.path.join(out, "lower_bound.png"))
 
-    z = npr.RandomState(args.seed).randn(25, args.latent_dim)
+    z = prior_std * npr.RandomState(args.seed).randn(25, args.latent_dim)
     save_images(decode(z), os.path.join(out, "samples.png"), ims_per_row=5,
                 title="25 samples from the prior (Bernoulli means)" + note, scale=1.2)
 

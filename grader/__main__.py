@@ -13,6 +13,9 @@ def cmd_release(args):
     except ImportError:
         print("grader: release is for instructors; it needs the kit's full source", file=sys.stderr)
         return 2
+    if args.variant is not None or args.roster is not None:
+        from . import roster
+        return release_variant(roster, args)
     try:
         stale = release_module.release(check_only=args.check)
     except release_module.ReleaseError as e:
@@ -28,6 +31,56 @@ def cmd_release(args):
     print(f"wrote {', '.join(names)}" if names else "the assignment files and the fixtures are up to date")
     folder, archive = release_module.build_bundle(args.bundle_dir)
     print(f"student bundle: {os.path.relpath(folder)}/ and {os.path.relpath(archive)}")
+    return 0
+
+
+def release_variant(roster_module, args):
+    """release --variant NAME [--roster CSV]: everything for that variant in --bundle-dir."""
+    from .variants import VariantError
+    if args.check:
+        print("grader: --check compares the checked-in files with the reference; it takes no --variant",
+              file=sys.stderr)
+        return 2
+    if args.roster is not None and not os.path.isfile(args.roster):
+        print(f"grader: the roster {args.roster} is not a file", file=sys.stderr)
+        return 2
+    bar = None
+
+    def progress(done, total):
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+            bar = tqdm(total=total, desc="bundles", unit="student", file=sys.stderr)
+        bar.update(1)
+    try:
+        variant, written = roster_module.release_variant(args.variant or "original", args.bundle_dir, args.roster,
+                                                         progress=progress)
+    except (VariantError, roster_module.ReleaseError) as e:
+        print(f"grader: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"variant {variant.name} ({variant.canonical}): " + "; ".join(variant.describe()))
+    print(f"wrote into {os.path.relpath(args.bundle_dir)}/: {', '.join(written)}")
+    print(f"{os.path.join(os.path.relpath(args.bundle_dir), 'instructor')}/ holds the solutions: never hand it out")
+    return 0
+
+
+def cmd_variants(args):
+    from .variants import POOL, VariantError, variant
+    if not args.names:
+        print(f"{len(POOL)} variants (a name maps to one of them; python -m grader variants NAME says which):")
+        for v in POOL:
+            print(f"  {v.canonical:<40s} changes {', '.join(v.changed_functions())}")
+        return 0
+    for name in args.names:
+        try:
+            v = variant(name)
+        except VariantError as e:
+            print(f"grader: {e}", file=sys.stderr)
+            return 2
+        print(f"{name}: {v.canonical}\n  " + "\n  ".join(v.describe()))
     return 0
 
 
@@ -71,7 +124,8 @@ def cmd_check(args):
         if isolation is None:
             return 2
         try:
-            result = evaluate(args.file, include_hidden=args.all, isolation=isolation, part=args.part)
+            result = evaluate(args.file, include_hidden=args.all, isolation=isolation, part=args.part,
+                              variant=args.variant)
         except GradingInterrupted:
             print("grader: stopped; nothing was checked", file=sys.stderr)
             return stopped_by(received)
@@ -94,8 +148,20 @@ def cmd_grade(args):
         print(f"grader: {args.directory} holds no submissions: one .py (or .ipynb) per student, or one folder "
               f"per student holding vae.py", file=sys.stderr)
         return 2
+    if args.variant is not None and args.manifest is not None:
+        print("grader: give --variant (one for the class) or --manifest (one per student), not both", file=sys.stderr)
+        return 2
     try:
         prepare_out(args.out)  # before the isolation probe: a wrong --out is said at once
+        if args.manifest is not None:
+            from .batch import read_manifest
+            read_manifest(args.manifest)
+        if args.variant is not None:
+            from .variants import VariantError, variant
+            try:
+                variant(args.variant)
+            except VariantError as e:
+                raise BatchError(str(e)) from None
     except BatchError as e:
         print(f"grader: {e}", file=sys.stderr)
         return 2
@@ -104,7 +170,8 @@ def cmd_grade(args):
         if isolation is None:
             return 2
         try:
-            rows = grade_folder(args.directory, args.out, jobs=args.jobs, force=args.force, isolation=isolation)
+            rows = grade_folder(args.directory, args.out, jobs=args.jobs, force=args.force, isolation=isolation,
+                                variant=args.variant, manifest=args.manifest)
         except BatchError as e:
             print(f"grader: {e}", file=sys.stderr)
             return 2
@@ -118,6 +185,11 @@ def cmd_grade(args):
         return stopped_by(received)
     print(f"graded {graded} submissions: {os.path.join(args.out, 'grades.csv')}; what the class "
           f"got wrong: {os.path.join(args.out, 'summary.md')}")
+    from .grade import NOT_ON_ROSTER
+    off_roster = [r["student"] for r in rows if r.get("variant") == NOT_ON_ROSTER]
+    if off_roster:
+        print(f"grader: {len(off_roster)} submission(s) match no one on the manifest's roster and were not graded "
+              f"(0, saying so): {', '.join(off_roster)}", file=sys.stderr)
     if rows.skipped:
         print(f"skipped {rows.skipped} already graded in {args.out} (their rows are in grades.csv; "
               f"--force grades them again)")
@@ -145,7 +217,12 @@ def cmd_nbgrader_course(args):
     except ImportError as e:
         print(f"grader: nbgrader-course needs the kit's full source and nbformat ({e})", file=sys.stderr)
         return 2
-    notebook = write_course(args.directory)
+    from .variants import VariantError
+    try:
+        notebook = write_course(args.directory, variant=args.variant)
+    except VariantError as e:
+        print(f"grader: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {os.path.join(args.directory, 'nbgrader_config.py')} and {notebook}\n"
           f"next: cd {args.directory} && nbgrader generate_assignment vae")
     return 0
@@ -153,7 +230,13 @@ def cmd_nbgrader_course(args):
 
 def cmd_gradescope_bundle(args):
     from .gradescope import build_bundle
-    path = build_bundle(args.out, hidden_visibility=args.hidden_visibility)
+    from .variants import VariantError, variant
+    try:
+        chosen = variant(args.variant) if args.variant else None
+    except VariantError as e:
+        print(f"grader: {e}", file=sys.stderr)
+        return 2
+    path = build_bundle(args.out, hidden_visibility=args.hidden_visibility, variant=chosen)
     print(f"wrote {path}: upload it as the autograder of a Gradescope programming assignment")
     return 0
 
@@ -184,6 +267,9 @@ def main(argv=None):
            for name in ("release", "batch", "nbgrader_course", "gradescope")}
     if has["release"]:
         add_release(commands)
+        p = commands.add_parser("variants", help="list the assignment's variants, or say which one each NAME gives")
+        p.add_argument("names", nargs="*", help="variant names (a term, such as fall2027)")
+        p.set_defaults(func=cmd_variants)
     add_check(commands)
     if has["batch"]:
         add_grade(commands)
@@ -207,6 +293,12 @@ def add_release(commands):
     p.add_argument("--check", action="store_true", help="only report whether the files are stale")
     p.add_argument("--bundle-dir", default=os.path.join(ROOT, "build"),
                    help="where to write the student bundle, a folder and a zip (default: build/)")
+    p.add_argument("--variant", default=None, metavar="NAME",
+                   help="release variant NAME (any word, such as fall2027; `original` is the unchanged assignment): "
+                        "its bundle, notebook, nbgrader course, Gradescope zip, variant.json and instructor/solution.py")
+    p.add_argument("--roster", default=None, metavar="CSV",
+                   help="with --variant: one bundle per student of the roster (a student-id column; name and email "
+                        "optional), each of its own variant, and students/manifest.csv")
     p.set_defaults(func=cmd_release)
 
 
@@ -219,6 +311,8 @@ def add_check(commands):
     p.add_argument("--all", action="store_true", help="add the hidden checks (needs the reference); the "
                                                       "submission then runs isolated, as in grade")
     p.add_argument("--sandbox", action="store_true", help="isolate the submission even without --all")
+    p.add_argument("--variant", default=None, metavar="NAME",
+                   help="the assignment's variant (default: the bundle's own, else the original)")
     p.add_argument("--no-sandbox", action="store_true", help="never isolate it: process limits only (unsafe "
                                                              "for code you do not trust)")
     p.set_defaults(func=cmd_check)
@@ -231,6 +325,9 @@ def add_grade(commands):
     p.add_argument("--out", required=True, help="folder for grades.csv and per-student results")
     p.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
     p.add_argument("--force", action="store_true", help="grade again students already graded")
+    p.add_argument("--variant", default=None, metavar="NAME", help="grade everyone against variant NAME")
+    p.add_argument("--manifest", default=None, metavar="CSV",
+                   help="grade each student against their own variant (release --roster's students/manifest.csv)")
     p.add_argument("--no-sandbox", action="store_true", help="do not isolate the submissions (process limits only; "
                                                              "they can then read and change what you can)")
     p.set_defaults(func=cmd_grade)
@@ -239,6 +336,7 @@ def add_grade(commands):
 def add_nbgrader_course(commands):
     p = commands.add_parser("nbgrader-course", help="write an nbgrader course directory (instructors)")
     p.add_argument("directory", help="the course directory to write (nbgrader_config.py, source/vae/)")
+    p.add_argument("--variant", default=None, metavar="NAME", help="the course's variant (default: the original)")
     p.set_defaults(func=cmd_nbgrader_course)
 
 
@@ -248,6 +346,7 @@ def add_gradescope(commands):
     p.add_argument("--hidden-visibility", default="after_published",
                    choices=["hidden", "after_due_date", "after_published", "visible"],
                    help="when students see the hidden checks' results (default: after_published)")
+    p.add_argument("--variant", default=None, metavar="NAME", help="the assignment's variant (default: the original)")
     p.set_defaults(func=cmd_gradescope_bundle)
     p = commands.add_parser("gradescope-run", help="grade ROOT/submission into ROOT/results (run_autograder)")
     p.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", "/autograder"))

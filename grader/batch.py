@@ -17,8 +17,9 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
+from . import variants
 from .parts import FUNCTIONS, PARTS
-from .grade import evaluate, public_json, text_report
+from .grade import NOT_ON_ROSTER, evaluate, public_json, text_report
 from .intake import Refused, locate, visible
 from .runner import GradingInterrupted, stopping
 from .summary import write_summary
@@ -114,28 +115,35 @@ def _in_folder(folder):
     return paths
 
 
-def grade_part(path, part, isolation, hidden_paths, note="", refused=None):
+def grade_part(path, part, isolation, hidden_paths, note="", refused=None, variant=None):
     """(record for NAME.json, feedback text). A failure of the grader itself (isolation that did
     not start, stale fixtures) raises: it is never recorded as the student's score."""
     result = evaluate(path, include_hidden=True, isolation=isolation, hidden_paths=hidden_paths, part=part,
-                      refused=refused)
+                      refused=refused, variant=variant)
     if note:
         result["warnings"].insert(0, note)
     record = public_json(result)
     for public, test in zip(record["tests"], result["tests"]):
         public["mistake"] = test.get("mistake")  # what summary.md counts
+        if test.get("convention"):
+            public["convention"] = test["convention"]
+    record["variant"] = result.get("variant", variants.ORIGINAL.canonical)
     return record, text_report(result, hidden_note=False)
 
 
-def grade_one(student, paths, out, isolation, hidden_paths):
-    """Grade one student and only then write NAME.json and NAME.txt: by the time they are
-    written, every process of the submission is gone, and OUT was hidden from them."""
+def grade_one(student, paths, out, isolation, hidden_paths, variant=None):
+    """Grade one student (against ``variant``, or the "not on the roster" refusal in paths) and only
+    then write NAME.json and NAME.txt: by the time they are written, every process of the
+    submission is gone, and OUT was hidden from them."""
     if stopping():
         raise GradingInterrupted()
-    record, feedback = grade_part(paths["vae"], "vae", isolation, hidden_paths, paths.get("note", ""),
-                                  paths.get("refused"))
+    refused = paths.get("not_on_roster") or paths.get("refused")
+    record, feedback = grade_part(paths["vae"], "vae", isolation, hidden_paths, paths.get("note", ""), refused,
+                                  variant=None if paths.get("not_on_roster") else variant)
     record["student"] = student
-    if "flows" in paths:
+    if paths.get("not_on_roster"):
+        record["variant"] = NOT_ON_ROSTER
+    if "flows" in paths and (variant is None or variants.variant(variant).is_original):
         record["flows"], flows_feedback = grade_part(paths["flows"], "flows", isolation, hidden_paths)
         feedback += "\n\nThe optional part, flows.py\n" + flows_feedback
     _write(os.path.join(out, f"{student}.json"), json.dumps(record, indent=1))
@@ -156,25 +164,60 @@ class BatchResult(list):
     skipped, failed, interrupted = 0, None, 0
 
 
-def grade_folder(directory, out, jobs=2, force=False, isolation="none", progress=True):
-    """Grade every submission in ``directory``; returns the rows of grades.csv (a BatchResult).
-    BatchError, before anything is graded, when OUT cannot be used."""
+def grade_folder(directory, out, jobs=2, force=False, isolation="none", progress=True, variant=None, manifest=None):
+    """Grade every submission in ``directory`` against ``variant`` (a name; None: the original), or
+    each against their own when ``manifest`` (release --roster's manifest.csv) is given; returns
+    the rows of grades.csv (a BatchResult). BatchError, before anything is graded, when OUT or
+    the manifest cannot be used."""
     from .isolation import choose
     isolation = choose(isolation) if isinstance(isolation, str) else isolation
+    roster = read_manifest(manifest) if manifest else None
+    if variant is not None:
+        try:
+            variant = variants.variant(variant)
+        except variants.VariantError as e:
+            raise BatchError(str(e)) from None
     prepare_out(out)
     with owning(out):
-        return _grade_folder(directory, out, jobs, force, isolation, progress)
+        return _grade_folder(directory, out, jobs, force, isolation, progress, variant, roster)
 
 
-def _grade_folder(directory, out, jobs, force, isolation, progress):
+def read_manifest(path):
+    """[(student id, name, email, variant)] of release --roster's manifest.csv; BatchError saying why not."""
+    from .roster import ManifestError, read_manifest as read
+    try:
+        return read(path)[0]
+    except ManifestError as e:
+        raise BatchError(str(e)) from None
+
+
+def student_variant(student, roster):
+    """The variant of the student a submission's name (the names intake uses: a file's stem, a
+    folder's name) says, matched against the roster's ids, emails and names, case aside; None when
+    it matches no one."""
+    key = student.strip().lower()
+    for student_id, name, email, variant in roster:
+        if key in {student_id.lower(), email.lower(), email.lower().split("@")[0] if email else "", name.lower()} - {""}:
+            return variant
+    return None
+
+
+def _grade_folder(directory, out, jobs, force, isolation, progress, variant=None, roster=None):
     from tqdm import tqdm
     submissions = find_submissions(directory)
+    wanted = {}  # student -> the variant they are graded against (None: not on the roster)
+    for student, paths in submissions.items():
+        wanted[student] = student_variant(student, roster) if roster else (variant or variants.ORIGINAL)
+        if roster and wanted[student] is None:
+            paths["not_on_roster"] = (f"{student} is not on the roster of the manifest, so the grader does not know "
+                                      f"which version of the assignment they were given; nothing was graded (add "
+                                      f"them to the roster and release again, or grade them with --variant)")
     todo = {s: p for s, p in submissions.items()
-            if force or not os.path.exists(os.path.join(out, f"{s}.json"))}
+            if force or not _graded_as(os.path.join(out, f"{s}.json"), wanted[s])}
     hidden_paths = [os.path.abspath(directory), os.path.abspath(out)]
     failed, interrupted = {}, 0
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each job is a child process
-        futures = {pool.submit(grade_one, s, p, out, isolation, hidden_paths): s for s, p in todo.items()}
+        futures = {pool.submit(grade_one, s, p, out, isolation, hidden_paths, wanted[s]): s for s, p in todo.items()}
         with tqdm(total=len(futures), desc="grading", unit="student", file=sys.stderr,
                   disable=not progress) as bar:
             for future in as_completed(futures):
@@ -198,6 +241,7 @@ def _grade_folder(directory, out, jobs, force, isolation, progress):
         row = {"student": student, **_points(record, FUNCTIONS)}
         row["total"] = round(record["score"], 2)
         row["max_score"] = round(record["max_score"], 2)
+        row["variant"] = record.get("variant", variants.ORIGINAL.canonical)
         if "flows" in record:
             row.update(_points(record["flows"], PARTS["flows"]), flows_total=round(record["flows"]["score"], 2))
         rows.append(row)
@@ -205,6 +249,19 @@ def _grade_folder(directory, out, jobs, force, isolation, progress):
     if records:
         write_summary(records, out)
     return rows
+
+
+def _graded_as(path, variant):
+    """Whether OUT already holds this student's result graded against ``variant`` (None: the "not
+    on the roster" row); a result of another variant is graded again."""
+    if not os.path.exists(path):
+        return False
+    try:
+        with open(path) as f:
+            graded = json.load(f).get("variant", variants.ORIGINAL.canonical)
+    except (OSError, ValueError):
+        return False
+    return graded == (variant.canonical if variant is not None else NOT_ON_ROSTER)
 
 
 def _points(record, functions):
@@ -215,9 +272,11 @@ def _csv(rows):
     import io
     buffer = io.StringIO()
     columns = ["student", *FUNCTIONS, "total", "max_score"]
+    if any(row.get("variant") != variants.ORIGINAL.canonical for row in rows):
+        columns.append("variant")  # which version each student was graded against
     if any("flows_total" in row for row in rows):
         columns += [*PARTS["flows"], "flows_total"]
-    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

@@ -4,24 +4,47 @@ A check builds its inputs from a fixed seed, asks the student's process for numb
 (``calls``), and judges those numbers against ``expected`` values that the grader computed
 itself: from the reference when it is present (grader/expected.py), or from the fixtures
 precomputed at release when it is not (a student's machine). Known mistakes are named by
-comparing the answer with precomputed "variants", the values that mistake produces.
+comparing the answer with precomputed values of each mistake (the "mistakes" of a check).
 Nothing in this file computes any of the five functions.
 """
 import numpy as np
 
-from .registry import (FD_RTOL, FD_STEP, HIDDEN_FROM_AUTOGRAD, Check, Failed, Named, _fmt, answer, call_failed, close,
-                       differs, directional_fd, name_mistake,
-                       register, shape_of, value_call, with_variants)
+from .registry import (FD_RTOL, FD_STEP, HIDDEN_FROM_AUTOGRAD, Check, Failed, Named, OtherConvention, _fmt, answer,
+                       call_failed, close, differs, directional_fd, name_mistake, other_convention,
+                       register, shape_of, value_call, with_mistakes)
+from .variants import ENCODER_EXPONENT, ORIGINAL, variant as variant_named
 from .stand_ins import FLOW_BOUND_HELPERS, VAE_BOUND_HELPERS, flow_stand_in, provided_network
 
 FUNCTIONS = ["sample_latent_variables_from_posterior", "bernoulli_log_prob", "compute_KL",
              "vae_lower_bound", "adam_step"]
 # ------------------------------------------------------------------ the sampler
+# The encoder's second half, as the student file of each variant names it, and the sample it gives.
+SAMPLE_FORMULA = {"log_std": "mean + exp(log_std) * eps", "log_var": "mean + exp(0.5 * log_var) * eps"}
+NOISE_SCALE = {"log_std": "exp(log_std)", "log_var": "exp(0.5 * log_var)"}
+
+
+def scale_mistakes(variant):
+    """[(a, (other variant, message) or None, hint in the gradient check, hint in the moments check)]: samplers
+    whose noise is scaled by exp(a * second half) for a wrong a. In a variant other than the original,
+    the scale of another encoder's convention comes first, as that variant's answer."""
+    if variant.is_original:
+        return [(0.5, None, "looks like exp(log_std / 2): log_std is already the log of the standard deviation",
+                 "you used exp(log_std / 2): log_std is the log of the standard deviation"),
+                (2.0, None, "looks like exp(2 * log_std), the variance: scale the noise by the standard deviation",
+                 "you used exp(2 * log_std), the variance, where the standard deviation belongs")]
+    out = [(ENCODER_EXPONENT[other.encoder], (other, message), None, None)
+           for other, message in variant.neighbours("sample_latent_variables_from_posterior")]
+    if variant.encoder == "log_std":
+        out += [(2.0, None, "looks like exp(2 * log_std), the variance: scale the noise by the standard deviation",
+                 "you used exp(2 * log_std), the variance, where the standard deviation belongs")]
+    return out
+
+
 def build_sample_reparam(check, rs, shapes):
     inputs, calls = {}, []
     for i, (batch, latent) in enumerate(shapes):
         mean, log_std = rs.randn(batch, latent), rs.uniform(-2, 1, (batch, latent))
-        inputs[f"{check.key}/x{i}"] = np.hstack([mean, log_std])
+        inputs[f"{check.key}/x{i}"] = np.hstack([mean, check.variant.log_scale(log_std)])
         inputs[f"{check.key}/w{i}"] = np.ones((batch, latent))
         calls.append({"id": check.call_id(f"case{i}"), "function": check.function, "kind": "value_and_vjp",
                       "wrt": 0, "args": [{"array": f"{check.key}/x{i}"}], "weights": f"{check.key}/w{i}",
@@ -30,6 +53,7 @@ def build_sample_reparam(check, rs, shapes):
 
 
 def judge_sample_reparam(check, results, expected):
+    h, own = check.variant.second_half, check.variant.std_exponent()
     for i, (batch, latent) in enumerate(check.params["shapes"]):
         z = answer(check, results, f"case{i}", "out")
         shape_of(z, (batch, latent), f"the sample for a ({batch}, {2 * latent}) encoder output",
@@ -40,23 +64,25 @@ def judge_sample_reparam(check, results, expected):
         d_mean, d_log_std = grad[:, :latent], grad[:, latent:]
         if np.allclose(d_mean, 0) and np.allclose(d_log_std, 0):
             raise Named("the gradient of the sample is zero: autograd cannot see how z depends on the encoder "
-                         "output (was z drawn with np.random.normal(mean, std)? use mean + exp(log_std) * eps)")
+                         f"output (was z drawn with np.random.normal(mean, std)? use {SAMPLE_FORMULA[h]})")
         if not np.allclose(d_mean, 1.0):
             raise Failed(differs(d_mean, np.ones_like(d_mean), "d sum(z) / d mean (should be 1 everywhere)"))
         if np.allclose(d_log_std, 0):
-            raise Named("gradient with respect to log_std is zero: the sample is not reparameterized "
-                         "(the noise must be scaled by exp(log_std) inside the autograd computation)")
-        for factor, hint in ((0.5, "looks like exp(log_std / 2): log_std is already the log of the standard deviation"),
-                             (2.0, "looks like exp(2 * log_std), the variance: scale the noise by the standard deviation")):
-            if np.allclose(d_log_std, factor * (z - mean), rtol=1e-6, atol=1e-9):
-                raise Named(f"d sum(z) / d log_std {hint}")
-        if not np.allclose(d_log_std, z - mean, rtol=1e-6, atol=1e-9):
-            raise Failed(differs(d_log_std, z - mean, "d sum(z) / d log_std (should equal z - mean)"))
+            raise Named(f"gradient with respect to {h} is zero: the sample is not reparameterized "
+                        f"(the noise must be scaled by {NOISE_SCALE[h]} inside the autograd computation)")
+        if not np.allclose(d_log_std, own * (z - mean), rtol=1e-6, atol=1e-9):
+            for factor, other, hint, _ in scale_mistakes(check.variant):
+                if np.allclose(d_log_std, factor * (z - mean), rtol=1e-6, atol=1e-9):
+                    if other:
+                        raise OtherConvention(other[1], other[0])
+                    raise Named(f"d sum(z) / d {h} {hint}")
+            raise Failed(differs(d_log_std, own * (z - mean), f"d sum(z) / d {h} (should equal "
+                                                                f"{'z - mean' if own == 1 else '(z - mean) / 2'})"))
     return True, ""
 
 
 def build_sample_stats(check, rs, mean, log_std, rows):
-    x = np.tile(np.concatenate([mean, log_std]), (rows, 1))
+    x = np.tile(np.concatenate([mean, check.variant.log_scale(np.asarray(log_std, float))]), (rows, 1))
     inputs = {f"{check.key}/x": x}
     calls = [value_call(check, "draw", check.function, [{"array": f"{check.key}/x"}], seed=check.seed)]
     if check.family == "sample_independence":  # a second draw that continues the random stream
@@ -75,9 +101,12 @@ def judge_sample_moments(check, results, expected):
     z, mean, log_std = _noise(check, results)
     std = np.exp(log_std)
     got_mean, got_std = z.mean(0), z.std(0)
-    for scale, hint in ((np.exp(log_std / 2), "you used exp(log_std / 2): log_std is the log of the standard deviation"),
-                        (np.exp(2 * log_std), "you used exp(2 * log_std), the variance, where the standard deviation belongs")):
+    second_half = check.variant.log_scale(log_std)
+    for factor, other, _, hint in scale_mistakes(check.variant):
+        scale = np.exp(factor * second_half)
         if np.allclose(got_std, scale, rtol=0.03) and not np.allclose(scale, std, rtol=0.03):
+            if other:
+                raise OtherConvention(other[1], other[0])
             raise Failed(f"the spread of your samples is {_fmt(got_std[1])} where it should be {_fmt(std[1])}: {hint}",
                          mistake=hint)
     tolerance = 5 * std / np.sqrt(len(z))
@@ -109,7 +138,7 @@ def judge_sample_independence(check, results, expected):
         raise Named("a second call returned exactly the same noise: your sampler reseeds the random generator "
                     "(npr.seed(...) or a generator with a fixed seed inside the function). Seed once, at the start "
                     "of training: a reseed here also restarts the training's shuffling and binarization")
-    correlation = np.mean(eps[:-1] * eps[1:])
+    correlation = np.mean(eps[:-1] * eps[1:]) / np.mean(eps ** 2)  # of the noise however it was scaled
     if abs(correlation) > 5 / np.sqrt(eps.size):
         raise Failed(f"the noise of neighbouring rows is correlated ({correlation:.3f}); draw fresh noise for every row",
                      mistake="the noise of neighbouring rows is correlated")
@@ -151,13 +180,13 @@ def build_gradient(check, rs, cases, make, wrt):
     return inputs, calls
 
 
-def judge_values(check, results, expected, shape_hints, variants, what):
+def judge_values(check, results, expected, shape_hints, mistakes, what):
     for i, _ in enumerate(check.params["cases"]):
         got = answer(check, results, f"case{i}", "out")
         want = expected[f"case{i}"]
         shape_of(got, want.shape, what, shape_hints(want.shape, check.inputs[f"{check.key}/a{i}_0"].shape))
         if not close(got, want):
-            name_mistake(got, with_variants(expected, f"case{i}"), variants, what)
+            name_mistake(got, with_mistakes(expected, f"case{i}"), mistakes, what, check)
     return True, ""
 
 
@@ -171,31 +200,40 @@ def gradient_answer(check, results, suffix, what):
     return arrays["grad"]
 
 
-def judge_gradient(check, results, expected, variants, what):
+def judge_gradient(check, results, expected, mistakes, what):
     for i, _ in enumerate(check.params["cases"]):
         grad, want = gradient_answer(check, results, f"grad{i}", what), expected[f"grad{i}"]
         shape_of(grad, want.shape, f"the gradient of {what}")
         directional_fd(check, results, (f"plus{i}", f"minus{i}"), check.inputs[f"{check.key}/w{i}"],
                        check.inputs[f"{check.key}/d{i}"], grad)
         if not close(grad, want, rtol=1e-5, atol=1e-7):
-            name_mistake(grad, with_variants(expected, f"grad{i}"), variants, f"the gradient of {what}")
+            name_mistake(grad, with_mistakes(expected, f"grad{i}"), mistakes, f"the gradient of {what}", check)
     return True, ""
 
 
-def bernoulli_inputs(rs, batch, pixels, scale=3.0):
-    return [(rs.rand(batch, pixels) < 0.5).astype(float), scale * rs.randn(batch, pixels)]
+def bernoulli_inputs(variant):
+    """make(rs, batch, pixels): targets in the variant's pixels, and logits."""
+    def make(rs, batch, pixels, scale=3.0):
+        return [variant.pixels_from_bits((rs.rand(batch, pixels) < 0.5).astype(float)), scale * rs.randn(batch, pixels)]
+    return make
 
 
-def extreme_logits(rs, batch, pixels):
-    targets = (rs.rand(batch, pixels) < 0.5).astype(float)
-    logits = rs.choice([-1000.0, -100.0, -40.0, 40.0, 100.0, 1000.0], size=(batch, pixels))
-    return [targets, logits]
+def extreme_logits(variant):
+    def make(rs, batch, pixels):
+        targets = variant.pixels_from_bits((rs.rand(batch, pixels) < 0.5).astype(float))
+        logits = rs.choice([-1000.0, -100.0, -40.0, 40.0, 100.0, 1000.0], size=(batch, pixels))
+        return [targets, logits]
+    return make
 
 
-def kl_inputs(rs, batch, latent, extreme=False):
-    if extreme:
-        return [np.hstack([rs.uniform(-10, 10, (batch, latent)), rs.uniform(-5, 3, (batch, latent))])]
-    return [np.hstack([rs.randn(batch, latent), rs.uniform(-1.5, 1, (batch, latent))])]
+def kl_inputs(variant, extreme=False):
+    """make(rs, batch, latent): an encoder output, its second half in the variant's convention for
+    the same standard deviations."""
+    def make(rs, batch, latent):
+        if extreme:
+            return [np.hstack([rs.uniform(-10, 10, (batch, latent)), variant.log_scale(rs.uniform(-5, 3, (batch, latent)))])]
+        return [np.hstack([rs.randn(batch, latent), variant.log_scale(rs.uniform(-1.5, 1, (batch, latent)))])]
+    return make
 
 
 PER_ROW_HINTS = lambda want, given: [(given, "you return one value per element; sum over the last axis"),
@@ -203,28 +241,30 @@ PER_ROW_HINTS = lambda want, given: [(given, "you return one value per element; 
 KL_SHAPE_HINTS = lambda want, given: [((want[0], given[1] // 2), "you return one value per latent dimension; "
                                                                   "sum over the last axis"),
                                       ((), "you return a single number; return one value per row of the batch")]
-BERNOULLI_VARIANTS = [("negated", "your log-probability has the wrong sign: it must be at most 0"),
+BERNOULLI_MISTAKES = [("negated", "your log-probability has the wrong sign: it must be at most 0"),
                       ("swapped", "you swapped targets and logits"),
                       ("mean", "you averaged over the pixels; sum over them"),
                       ("sigmoid_twice", "you applied the sigmoid to the logits and then treated them as logits again")]
-KL_VARIANTS = [("logvar", "your KL treats log_std as a log-variance: log_std is the log of the standard deviation, "
+KL_MISTAKES = [("logvar", "your KL treats log_std as a log-variance: log_std is the log of the standard deviation, "
                           "so the variance is exp(2 * log_std)"),
                ("negated", "your KL has the wrong sign: a KL divergence is never negative"),
                ("mean", "you averaged over the latent dimensions; sum over them"),
                ("no_constant", "your KL is off by L/2: the -1 inside 0.5 * (s^2 + mean^2 - 1) is missing"),
+               ("no_constant_prior", "your KL is off by L/2: the -1 (one for each latent dimension, inside the "
+                                     "0.5 * (...)) is missing"),
                ("half_log", "your KL has -0.5 * log_std where -log_std belongs")]
-KL_GRADIENT_VARIANTS = KL_VARIANTS[:1]  # the same mistake, named the same way (summaries count it once)
+KL_GRADIENT_MISTAKES = KL_MISTAKES[:1]  # the same mistake, named the same way (summaries count it once)
 
 
 def judge_bernoulli_values(check, results, expected):
-    return judge_values(check, results, expected, PER_ROW_HINTS, BERNOULLI_VARIANTS, "bernoulli_log_prob")
+    return judge_values(check, results, expected, PER_ROW_HINTS, BERNOULLI_MISTAKES, "bernoulli_log_prob")
 
 
 def build_stability(check, rs, cases):
     """Extreme logits (case0...), then the same shapes at ordinary logits: advice about stability
     is given only to a function whose values are right where stability is not at stake."""
-    inputs, calls = build_values(check, rs, cases, extreme_logits)
-    more_inputs, more_calls = build_values(check, rs, cases, bernoulli_inputs, first=len(cases))
+    inputs, calls = build_values(check, rs, cases, extreme_logits(check.variant))
+    more_inputs, more_calls = build_values(check, rs, cases, bernoulli_inputs(check.variant), first=len(cases))
     return {**inputs, **more_inputs}, calls + more_calls
 
 
@@ -253,11 +293,11 @@ def judge_bernoulli_gradient(check, results, expected):
 
 
 def judge_kl_values(check, results, expected):
-    return judge_values(check, results, expected, KL_SHAPE_HINTS, KL_VARIANTS, "compute_KL")
+    return judge_values(check, results, expected, KL_SHAPE_HINTS, KL_MISTAKES, "compute_KL")
 
 
 def judge_kl_gradient(check, results, expected):
-    return judge_gradient(check, results, expected, KL_GRADIENT_VARIANTS, "compute_KL")
+    return judge_gradient(check, results, expected, KL_GRADIENT_MISTAKES, "compute_KL")
 
 
 # ------------------------------------------------------------------ the lower bound, with stand-ins
@@ -265,7 +305,7 @@ def build_lower_bound(check, rs, batch, latent, width, flows=None):
     """vae_lower_bound's inputs (or, with ``flows`` = K, flow_lower_bound's) and the stand-ins'
     chosen values: the sample z, the Bernoulli and KL terms, and their gradients."""
     k = check.key
-    inputs = {f"{k}/data": (rs.rand(batch, 784) < 0.3).astype(float),
+    inputs = {f"{k}/data": check.variant.pixels_from_bits((rs.rand(batch, 784) < 0.3).astype(float)),
               f"{k}/z": rs.randn(batch, latent), f"{k}/B": -rs.uniform(50, 200, batch),
               f"{k}/dB": rs.randn(batch, 784), f"{k}/K": rs.uniform(1, 20, batch), f"{k}/dK": rs.randn(batch, 2 * latent)}
     nets = {}
@@ -308,26 +348,36 @@ def build_lower_bound(check, rs, batch, latent, width, flows=None):
     return inputs, calls
 
 
-LOWER_BOUND_VARIANTS = [
-    ("sum", "you summed over the batch; return the mean over the rows of data"),
-    ("plus_kl", "you added the KL; the lower bound is log p(x|z) - KL"),
-    ("no_kl", "the KL term is missing; the lower bound is log p(x|z) - KL"),
-    ("negated", "you returned the negated lower bound; return the bound itself (training ascends it)")]
+def lower_bound_mistakes(variant):
+    """The named mistakes of vae_lower_bound, said in the variant's terms (the original's as always)."""
+    mean = variant.bound == "mean"
+    return [
+        ("sum", "you summed over the batch; return the mean over the rows of data" if mean else
+                "you summed over the batch without the factor N / batch size (N = DATASET_SIZE)"),
+        ("plus_kl", "you added the KL; the lower bound is log p(x|z) - KL"),
+        ("no_kl", "the KL term is missing; the lower bound is log p(x|z) - KL"),
+        ("negated", "you returned the negated lower bound; return the bound itself " +
+                    ("(training ascends it)" if variant.direction == "ascend" else
+                     "(the training loop turns it into the loss -L)"))]
 
 
-def judge_lower_bound_value(check, results, expected, variants=LOWER_BOUND_VARIANTS):
+def judge_lower_bound_value(check, results, expected, mistakes=None):
+    mistakes = lower_bound_mistakes(check.variant) if mistakes is None else mistakes
     got = answer(check, results, "main", "out")
     if got.shape != ():
         if got.shape == (check.params["batch"],):
-            raise Named("you return one value per image; return their mean over the batch, a scalar")
+            raise Named("you return one value per image; return their mean over the batch, a scalar"
+                        if check.variant.bound == "mean" else
+                        "you return one value per image; return N / batch size times their sum, a scalar")
         raise Failed(f"{check.function} returned shape {got.shape}, expected a scalar")
     want = expected["main"]
     if not close(got, want):
         ratio = float(got / want) if want else 0.0
-        for name, message in variants:
+        other_convention(check, lambda key: key in expected and close(got, expected[key], rtol=1e-6, atol=1e-6))
+        for name, message in mistakes:
             if name in expected and close(got, expected[name], rtol=1e-6, atol=1e-6):
                 raise Named(message)
-        if ratio > 1.5 and abs(ratio - round(ratio)) < 1e-6:
+        if check.variant.bound == "mean" and ratio > 1.5 and abs(ratio - round(ratio)) < 1e-6:
             raise Failed(f"your bound is {ratio:.0f} times the batch mean: it is scaled (by N / batch size?); "
                          f"return the plain mean over the batch",
                          mistake="the bound is scaled (by N / batch size?); return the plain mean over the batch")
@@ -410,6 +460,7 @@ def judge_lower_bound_gradient(check, results, expected):
                      f"match its finite differences ({fd:.6g}): part of the computation is hidden from autograd",
                      mistake=HIDDEN_FROM_AUTOGRAD)
     if not close(grad, want, rtol=1e-5, atol=1e-7):
+        other_convention(check, lambda key: f"{key}/grad" in expected and close(grad, expected[f"{key}/grad"], 1e-5, 1e-7))
         raise Failed(differs(grad, want, "the gradient of the lower bound with respect to the parameters",
                              1e-5, 1e-7))
     return True, ""
@@ -438,7 +489,7 @@ def build_adam(check, rs, size, scales, learning_rate=None, beta1=None, beta2=No
     return inputs, [call]
 
 
-ADAM_VARIANTS = [
+ADAM_MISTAKE_MESSAGES = [
     ("descent", "your step goes downhill; this Adam must ascend the lower bound (params + step)"),
     ("no_bias_correction", "the bias correction is missing: divide m by 1 - beta1^t and v by 1 - beta2^t"),
     ("bias_t_minus_1", "the bias correction uses t - 1 (or t counted from 0): t counts steps from 1"),
@@ -468,12 +519,15 @@ def judge_adam(check, results, expected):
                 raise Failed(f"no {what} came back at step {step + 1}")
             shape_of(got, want.shape, f"{what} after step {step + 1}")
             if not close(got, want, rtol=1e-7, atol=1e-12):
-                for name, message in ADAM_VARIANTS:  # a known mistake explains params, m and v alike
+                def explains(name):  # a known mistake explains params, m and v alike
                     keys = [f"{name}/{n}{step}" for n in ("params", "m", "v")]
-                    if all(k in expected for k in keys) and all(
-                            arrays.get(f"{n}{step}") is not None and np.shape(arrays[f"{n}{step}"]) == expected[k].shape
-                            and close(arrays[f"{n}{step}"], expected[k], rtol=1e-7, atol=1e-12)
-                            for n, k in zip(("params", "m", "v"), keys)):
+                    return all(k in expected for k in keys) and all(
+                        arrays.get(f"{n}{step}") is not None and np.shape(arrays[f"{n}{step}"]) == expected[k].shape
+                        and close(arrays[f"{n}{step}"], expected[k], rtol=1e-7, atol=1e-12)
+                        for n, k in zip(("params", "m", "v"), keys))
+                other_convention(check, explains)
+                for name, message in ADAM_MISTAKE_MESSAGES:
+                    if explains(name):
                         raise Failed(f"step {step + 1}: {message}", mistake=message)
                 raise Failed(differs(got, want, f"{what} after step {step + 1} (t = {step + 1})", 1e-7, 1e-12))
     return True, ""
@@ -483,12 +537,11 @@ def judge_adam(check, results, expected):
 VAE_BUILDERS = {
     "sample_reparam": build_sample_reparam,
     "sample_moments": build_sample_stats, "sample_independence": build_sample_stats,
-    "bernoulli_values": lambda c, rs, cases: build_values(c, rs, cases, bernoulli_inputs),
+    "bernoulli_values": lambda c, rs, cases: build_values(c, rs, cases, bernoulli_inputs(c.variant)),
     "bernoulli_stability": build_stability,
-    "bernoulli_gradient": lambda c, rs, cases: build_gradient(c, rs, cases, bernoulli_inputs, wrt=1),
-    "kl_values": lambda c, rs, cases, extreme=False: build_values(
-        c, rs, cases, lambda rs, b, l: kl_inputs(rs, b, l, extreme)),
-    "kl_gradient": lambda c, rs, cases: build_gradient(c, rs, cases, kl_inputs, wrt=0),
+    "bernoulli_gradient": lambda c, rs, cases: build_gradient(c, rs, cases, bernoulli_inputs(c.variant), wrt=1),
+    "kl_values": lambda c, rs, cases, extreme=False: build_values(c, rs, cases, kl_inputs(c.variant, extreme)),
+    "kl_gradient": lambda c, rs, cases: build_gradient(c, rs, cases, kl_inputs(c.variant), wrt=0),
     "lower_bound_value": build_lower_bound, "lower_bound_parts": build_lower_bound,
     "lower_bound_gradient": build_lower_bound,
     "adam": build_adam,
@@ -507,9 +560,23 @@ VAE_JUDGES = {
 S, B, K, LB, A = FUNCTIONS
 
 
-def public_vae_checks():
-    """The checks students can run on vae.py: their inputs and expected values ship with the assignment."""
+def in_variant(variant):
+    """Check, making the checks of ``variant`` (a name or a Variant; None: the original); its
+    ``variant`` attribute says which."""
+    chosen = variant_named(variant) if variant is not None else ORIGINAL
+
+    def make(*args, **kwargs):
+        return Check(*args, variant=chosen, **kwargs)
+    make.variant = chosen
+    return make
+
+
+def public_vae_checks(variant=None):
+    """The checks students can run on vae.py (of ``variant``, by default the original): their inputs and
+    expected values ship with the assignment."""
     stats = dict(mean=[1.0, -2.0, 0.0, 0.5], log_std=[0.0, -1.0, 1.0, -0.5], rows=20000)
+    Check = in_variant(variant)
+    bound = ("mean over the batch" if Check.variant.bound == "mean" else "N / batch size times the sum over the batch")
     return [
         Check("shape and reparameterization gradient", S, "sample_reparam", 8, seed=1, shapes=[(1, 3), (7, 50)]),
         Check("sample mean and standard deviation", S, "sample_moments", 8, seed=2, **stats),
@@ -520,7 +587,7 @@ def public_vae_checks():
         Check("values", K, "kl_values", 7, seed=7, cases=[(1, 3), (6, 50)]),
         Check("values at extreme but legal inputs", K, "kl_values", 5, seed=8, cases=[(4, 10)], extreme=True),
         Check("gradient", K, "kl_gradient", 8, seed=9, cases=[(5, 4)]),
-        Check("value: mean over the batch of log p(x|z) - KL", LB, "lower_bound_value", 9, seed=10,
+        Check(f"value: {bound} of log p(x|z) - KL", LB, "lower_bound_value", 9, seed=10,
               batch=4, latent=3, width=5),
         Check("uses the encoder, one sample, the decoder and both terms", LB, "lower_bound_parts", 8, seed=11,
               batch=4, latent=3, width=5),

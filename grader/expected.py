@@ -1,7 +1,7 @@
 """Expected values, computed from the reference. Instructors only: never shipped to students.
 
 For every check, the values a correct answer gives (from solution/vae.py) and the values
-that known mistakes give ("variants"), so that a failed check can name the mistake. For
+that known mistakes give ("mistakes"), so that a failed check can name the mistake. For
 the student bundle, `python -m grader release` stores these for the public checks in
 grader/fixtures/public.npz; the formulas below stay here.
 """
@@ -16,25 +16,57 @@ from autograd import make_vjp
 from . import stand_ins
 from .checks import adam_keywords
 from .flow_checks import CONSTRAIN, FLOW_FUNCTIONS
+from .registry import convention_key
 from .paths import SOLUTION
+from .variants import DATASET_SIZE, ORIGINAL
 
-_reference = None
+_references = {}
 
 
-def reference():
-    """solution/vae.py, imported once into the grader's own process."""
-    global _reference
-    if _reference is None:
-        spec = importlib.util.spec_from_file_location("vae_reference", SOLUTION)
-        module = importlib.util.module_from_spec(spec)
+def reference(variant=ORIGINAL):
+    """The reference of ``variant``, imported once into the grader's own process: solution/vae.py
+    for the original, its rendering by solution/variants.py for any other."""
+    if variant.canonical not in _references:
         folder = os.path.dirname(SOLUTION)
         sys.path.insert(0, folder)  # as `python solution/vae.py` has it: its training_tools.py beside it
         try:
-            spec.loader.exec_module(module)
+            if variant.is_original:
+                spec = importlib.util.spec_from_file_location("vae_reference", SOLUTION)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            else:
+                module = variant_module(variant)
         finally:
             sys.path.remove(folder)
-        _reference = module
-    return _reference
+        _references[variant.canonical] = module
+    return _references[variant.canonical]
+
+
+def render(variant):
+    """The text of ``variant``'s complete reference: solution/vae.py for the original, else its
+    rendering by solution/variants.py."""
+    if variant.is_original:
+        with open(SOLUTION) as f:
+            return f.read()
+    spec = importlib.util.spec_from_file_location("solution_variants", os.path.join(os.path.dirname(SOLUTION),
+                                                                                    "variants.py"))
+    renderer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(renderer)
+    return renderer.render(variant)
+
+
+def variant_module(variant, name=None):
+    """A fresh module of ``variant``'s reference."""
+    import types
+    module = types.ModuleType(name or f"vae_reference_{variant.canonical}")
+    module.__file__ = SOLUTION  # it lives where the reference does (its training_tools beside it)
+    folder = os.path.dirname(SOLUTION)
+    sys.path.insert(0, folder)
+    try:
+        exec(compile(render(variant), f"<solution/vae.py as variant {variant.canonical}>", "exec"), module.__dict__)
+    finally:
+        sys.path.remove(folder)
+    return module
 
 
 _flows_reference = None
@@ -45,7 +77,7 @@ def flows_reference():
     global _flows_reference
     if _flows_reference is None:
         saved_path, saved_vae = list(sys.path), sys.modules.get("vae")
-        sys.modules["vae"] = reference()
+        sys.modules["vae"] = reference(ORIGINAL)
         try:
             spec = importlib.util.spec_from_file_location("flows_reference",
                                                           os.path.join(os.path.dirname(SOLUTION), "flows.py"))
@@ -82,19 +114,26 @@ def kl_logvar(x):
     return anp.sum(0.5 * (anp.exp(log_var) + mean ** 2 - 1.0 - log_var), axis=-1)
 
 
-def bernoulli_variants(ref, targets, logits, value):
+def bernoulli_mistakes(ref, targets, logits, value):
     return {"negated": -value, "swapped": ref.bernoulli_log_prob(logits, targets),
             "mean": value / targets.shape[-1], "sigmoid_twice": ref.bernoulli_log_prob(targets, sigmoid(logits))}
 
 
-def kl_variants(ref, x, value):
+def kl_mistakes(variant, x, value):
+    """The KL's known mistakes, each where its message holds for the variant's conventions."""
     latent = x.shape[-1] // 2
-    return {"logvar": kl_logvar(x), "negated": -value, "mean": value / latent,
-            "no_constant": value + latent / 2.0, "half_log": value + 0.5 * np.sum(x[:, latent:], axis=-1)}
+    out = {"negated": -value, "mean": value / latent}
+    out["no_constant" if variant.prior_std == 1.0 else "no_constant_prior"] = value + latent / 2.0
+    if variant.encoder == "log_std":
+        out["half_log"] = value + 0.5 * np.sum(x[:, latent:], axis=-1)
+        if variant.prior_std == 1.0:
+            out["logvar"] = kl_logvar(x)
+    return out
 
 
-def adam_variant(name):
-    """An Adam step with one known mistake."""
+def adam_with_mistake(name, direction=1.0):
+    """An Adam step with one known mistake; ``direction``: +1 when the right step ascends, -1 when
+    it descends ("descent" steps the other way)."""
     def step(params, g, m, v, t, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * (np.abs(g) if name == "abs_not_square" else g ** 2)
@@ -104,7 +143,7 @@ def adam_variant(name):
             v_hat = v if name == "no_bias_correction" else v / (1 - beta2 ** t)
             denominator = {"no_sqrt": v_hat + epsilon, "eps_inside": np.sqrt(v_hat + epsilon)}.get(
                 name, np.sqrt(v_hat) + epsilon)
-            sign = -1.0 if name == "descent" else 1.0
+            sign = -direction if name == "descent" else direction
             return params + sign * learning_rate * m_hat / denominator, m, v
     return step
 
@@ -133,50 +172,67 @@ def expected_values(check):
     """{name: array} for one check, computed with the reference."""
     if check.function in FLOW_FUNCTIONS:
         return {key: np.asarray(value, float) for key, value in flow_expected_values(check).items()}
-    ref = reference()
+    variant = check.variant
+    ref = reference(variant)
+    # what each neighbouring variant's reference answers: an answer right for one of them is named so
+    neighbours = [(convention_key(other), reference(other)) for other, _ in variant.neighbours(check.function)]
     family, out = check.family, {}
     if family.startswith("sample_"):
         return out  # judged by identities and statistics, no reference needed
     if family in ("bernoulli_values", "bernoulli_stability", "kl_values"):
-        fn = ref.bernoulli_log_prob if family.startswith("bernoulli") else ref.compute_KL
+        name = "bernoulli_log_prob" if family.startswith("bernoulli") else "compute_KL"
+        fn = getattr(ref, name)
         for i in range(sum(call["id"].rsplit("/", 1)[1].startswith("case") for call in check.calls)):
             args = case_arrays(check, i)
             value = np.asarray(fn(*args), float)
             out[f"case{i}"] = value
-            variants = bernoulli_variants(ref, *args, value) if fn is ref.bernoulli_log_prob \
-                else kl_variants(ref, args[0], value)
-            out.update({f"case{i}/{name}": np.asarray(v, float) for name, v in variants.items()})
+            mistakes = bernoulli_mistakes(ref, *args, value) if name == "bernoulli_log_prob" \
+                else kl_mistakes(variant, args[0], value)
+            mistakes.update({key: getattr(other, name)(*args) for key, other in neighbours})
+            out.update({f"case{i}/{mistake}": np.asarray(v, float) for mistake, v in mistakes.items()})
         return out
     if family in ("bernoulli_gradient", "kl_gradient"):
-        fn, wrt = (ref.bernoulli_log_prob, 1) if family.startswith("bernoulli") else (ref.compute_KL, 0)
+        name, wrt = ("bernoulli_log_prob", 1) if family.startswith("bernoulli") else ("compute_KL", 0)
         for i, _ in enumerate(check.params["cases"]):
             args, weights = case_arrays(check, i), check.inputs[f"{check.key}/w{i}"]
-            out[f"grad{i}"] = np.asarray(vjp_of(fn, args, wrt, weights), float)
-            if fn is ref.compute_KL:
+            out[f"grad{i}"] = np.asarray(vjp_of(getattr(ref, name), args, wrt, weights), float)
+            if name == "compute_KL" and variant.encoder == "log_std" and variant.prior_std == 1.0:
                 out[f"grad{i}/logvar"] = np.asarray(vjp_of(kl_logvar, args, 0, weights), float)
+            out.update({f"grad{i}/{key}": np.asarray(vjp_of(getattr(other, name), args, wrt, weights), float)
+                        for key, other in neighbours})
         return out
     if family.startswith("lower_bound"):
         k = check.key
         net = lambda names: [(check.inputs[names[i]], check.inputs[names[i + 1]]) for i in range(0, len(names), 2)]
         gen, rec, data = net(check.nets["gen"]), net(check.nets["rec"]), check.inputs[f"{k}/data"]
         chosen = {c: check.inputs[f"{k}/{c}"] for c in ("z", "B", "dB", "K", "dK", "e0", "l0")}
-        value, grad, _ = stand_ins.lower_bound_with_stand_ins(ref, ref.vae_lower_bound, (gen, rec), data, chosen)
+        bound = lambda module: stand_ins.lower_bound_with_stand_ins(module, module.vae_lower_bound, (gen, rec), data,
+                                                                    chosen)[:2]
+        value, grad = bound(ref)
         B, K = chosen["B"], chosen["K"]
-        return {"main": np.asarray(value, float), "grad": np.asarray(grad, float),
-                "sum": np.asarray(np.sum(B - K)), "plus_kl": np.asarray(np.mean(B + K)),
-                "no_kl": np.asarray(np.mean(B)), "negated": -np.asarray(value, float)}
+        reduce = np.mean if variant.bound == "mean" else lambda x: DATASET_SIZE / len(x) * np.sum(x)
+        out = {"main": np.asarray(value, float), "grad": np.asarray(grad, float),
+               "sum": np.asarray(np.sum(B - K)), "plus_kl": np.asarray(reduce(B + K)),
+               "no_kl": np.asarray(reduce(B)), "negated": -np.asarray(value, float)}
+        for key, other in neighbours:
+            other_value, other_grad = bound(other)
+            out.update({key: np.asarray(other_value, float), f"{key}/grad": np.asarray(other_grad, float)})
+        return out
     if family == "adam":
         out = adam_sequence(ref.adam_step, check)
         for name in ADAM_MISTAKES:
-            out.update({f"{name}/{key}": val for key, val in adam_sequence(adam_variant(name), check).items()})
+            out.update({f"{name}/{key}": val
+                        for key, val in adam_sequence(adam_with_mistake(name, variant.sign()), check).items()})
+        for key, other in neighbours:
+            out.update({f"{key}/{k}": val for k, val in adam_sequence(other.adam_step, check).items()})
         out.update({f"moments_not_carried/{key}": val
                     for key, val in adam_sequence(ref.adam_step, check, carry=False).items()})
         given = adam_keywords(check.params)  # the arguments this check gives
         ignored = {f"default_{name}": (name,) for name in given}
         ignored["default_betas_epsilon"] = ("beta1", "beta2", "epsilon")
-        for variant, names in ignored.items():
+        for mistake, names in ignored.items():
             if set(names) <= set(given):
-                out.update({f"{variant}/{key}": val
+                out.update({f"{mistake}/{key}": val
                             for key, val in adam_sequence(ref.adam_step, check, default=names).items()})
         return {key: np.asarray(val, float) for key, val in out.items()}
     raise KeyError(f"no expected values for family {family}")
@@ -186,13 +242,13 @@ def expected_values(check):
 HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
 
 
-def constrain_variants(u, w):
+def constrain_mistakes(u, w):
     wu = w @ u
     return {"unchanged": u, "no_minus_one": u + (np.logaddexp(0, wu) - wu) * w / (w @ w),
             "norm_not_squared": u + (-1 + np.logaddexp(0, wu) - wu) * w / np.sqrt(w @ w)}
 
 
-def planar_variants(z, u, w, b):
+def planar_mistakes(z, u, w, b):
     """Each output of planar_flow under a known mistake (with the stand-in constrain_u)."""
     u_hat = stand_ins.constrain_stand_in(u, w)
     h = np.tanh(z @ w + b)
@@ -252,7 +308,7 @@ def flow_expected_values(check):
                     out[f"grad{i}_{a}"] = vjp_of(ref.constrain_u, [u, w], a, check.inputs[f"{check.key}/w{i}_0"])
             else:
                 out[f"case{i}"] = ref.constrain_u(u, w)
-                out.update({f"case{i}/{name}": v for name, v in constrain_variants(u, w).items()})
+                out.update({f"case{i}/{name}": v for name, v in constrain_mistakes(u, w).items()})
         return out
     if family.startswith("planar_"):
         with patched(ref, CONSTRAIN, stand_ins.constrain_stand_in):
@@ -265,7 +321,7 @@ def flow_expected_values(check):
                         out[f"grad{i}_{a}"] = vjp_of(weighted, args, a, 1.0)
                 else:
                     out.update({f"case{i}/{j}": o for j, o in enumerate(ref.planar_flow(*args))})
-                    out.update({f"case{i}/{name}": v for name, v in planar_variants(*args).items()})
+                    out.update({f"case{i}/{name}": v for name, v in planar_mistakes(*args).items()})
         return out
     if family.startswith("flow_bound_"):
         k = check.key
@@ -274,8 +330,8 @@ def flow_expected_values(check):
         chosen = {c: check.inputs[f"{k}/{c}"] for c in ("z", "B", "dB", "K", "dK", "e0", "l0")}
         value, grad, _ = stand_ins.lower_bound_with_stand_ins(ref, ref.flow_lower_bound, params, check.inputs[f"{k}/data"],
                                                               chosen, helpers=stand_ins.FLOW_BOUND_HELPERS)
-        variants = flow_bound_from_parts(check)
-        if not np.isclose(variants.pop("from_parts"), value, rtol=1e-10):
+        mistakes = flow_bound_from_parts(check)
+        if not np.isclose(mistakes.pop("from_parts"), value, rtol=1e-10):
             raise AssertionError(f"{check.key}: the bound from its parts disagrees with the reference")
-        return {"main": value, "grad": grad, **variants}
+        return {"main": value, "grad": grad, **mistakes}
     raise KeyError(f"no expected values for family {family}")

@@ -12,7 +12,7 @@ import numpy as np
 from .checks import (build_lower_bound, decoder_input, gradient_answer, judge_lower_bound_gradient,
                      judge_lower_bound_value, one_sample_per_image)
 from .registry import (FD_RTOL, FD_STEP, HIDDEN_FROM_AUTOGRAD, Check, Failed, Named, answer, call_failed, close, differs,
-                       name_mistake, register, shape_of, with_variants)
+                       name_mistake, only_original, register, shape_of, with_mistakes)
 from .stand_ins import flow_stand_in
 
 CONSTRAIN, PLANAR, FLOW_BOUND = FLOW_FUNCTIONS = ["constrain_u", "planar_flow", "flow_lower_bound"]
@@ -100,7 +100,7 @@ def used_constrain_u(check, results, suffix):
 
 
 # ------------------------------------------------------------------ constrain_u
-CONSTRAIN_VARIANTS = [
+CONSTRAIN_MISTAKES = [
     ("unchanged", "you return u unchanged: u_hat = u + (m(w . u) - w . u) * w / |w|^2 moves u so that w . u_hat >= -1"),
     ("no_minus_one", "m(a) is -1 + log(1 + e^a): the -1 is missing"),
     ("norm_not_squared", "divide by w . w = |w|^2, not by |w|")]
@@ -121,13 +121,13 @@ def judge_constrain(check, results, expected, stability=False):
                          f"invertible; u_hat must satisfy w . u_hat = m(w . u) > -1",
                          mistake="w . u_hat falls below -1: the flow is not invertible")
         if not close(got, expected[f"case{i}"]):  # at large |w . u| several mistakes give the same u_hat
-            name_mistake(got, with_variants(expected, f"case{i}"), [] if stability else CONSTRAIN_VARIANTS,
+            name_mistake(got, with_mistakes(expected, f"case{i}"), [] if stability else CONSTRAIN_MISTAKES,
                          f"u_hat at w . u = {w_dot_u:g}")
     return True, ""
 
 
 # ------------------------------------------------------------------ planar_flow
-PLANAR_VARIANTS = [
+PLANAR_MISTAKES = [
     ("u_not_hat", "your flow uses u where u_hat, the u that constrain_u returns, belongs"),
     ("u_in_log_det", "the log-determinant uses w . u where w . u_hat belongs"),
     ("no_derivative", "the log-determinant is missing tanh'(a) = 1 - tanh(a)^2: psi(z) = (1 - tanh(a)^2) * w"),
@@ -148,7 +148,7 @@ def judge_planar(check, results, expected):
                   ((), "return one log-determinant per row of the batch")])
         for j, (got, what) in enumerate(((z_new, "z_new"), (log_det, "log_det"))):
             if not close(got, expected[f"case{i}/{j}"]):
-                name_mistake(got, with_variants(expected, f"case{i}/{j}"), PLANAR_VARIANTS, what)
+                name_mistake(got, with_mistakes(expected, f"case{i}/{j}"), PLANAR_MISTAKES, what)
     return True, ""
 
 
@@ -180,7 +180,7 @@ ARGUMENT_NAMES = {CONSTRAIN: ["u", "w"], PLANAR: ["z", "u", "w", "b"]}
 
 
 # ------------------------------------------------------------------ flow_lower_bound
-FLOW_BOUND_VARIANTS = [
+FLOW_BOUND_MISTAKES = [
     ("sum", "you summed over the batch; return the mean over the rows of data"),
     ("no_log_det", "the log-determinants are missing: add the sum of every flow's log_det"),
     ("minus_log_det", "you subtracted the log-determinants; log q_K(z_K) = log q_0(z_0) - sum log_det, so the bound "
@@ -195,7 +195,7 @@ FLOW_BOUND_VARIANTS = [
 
 
 def judge_flow_bound_value(check, results, expected):
-    return judge_lower_bound_value(check, results, expected, FLOW_BOUND_VARIANTS)
+    return judge_lower_bound_value(check, results, expected, FLOW_BOUND_MISTAKES)
 
 
 def judge_flow_bound_parts(check, results, expected):
@@ -252,7 +252,9 @@ FLOW_JUDGES = {
 }
 
 
-def public_flow_checks():
+def public_flow_checks(variant=None):
+    """flows.py's checks. The optional part is written for the original assignment's conventions only."""
+    only_original(variant)
     return [
         Check("values, and w . u_hat >= -1", CONSTRAIN, "constrain_values", 6, seed=201,
               cases=[(3, 0.7), (5, -1.5), (2, -20.0), (50, 3.0)]),

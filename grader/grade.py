@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from . import variants
 from .parts import PARTS, Failed, part_of, public_checks
 from .intake import Refused, readable_source
 from .isolation import choose as choose_isolation
@@ -21,6 +22,7 @@ CONFIG = os.path.join(HERE, "config.json")
 FIXTURES = os.path.join(HERE, "fixtures", "public.npz")
 # a child's account of a function it could not run, and the name a grade summary counts it under
 IMPORT_FAILED = "the file failed to import"
+NOT_ON_ROSTER = "not on the roster"  # the variant of a submission that matches no one on a per-student roster
 FUNCTION_FAILURES = {"missing": "not defined in the file", "not_implemented": "not implemented (still the stub)",
                      "signature": "cannot be called with the assignment's signature",
                      "syntax": "a syntax error in the function"}
@@ -40,14 +42,17 @@ def reference_available():
     return os.path.exists(SOLUTION) and os.path.exists(os.path.join(HERE, "expected.py"))
 
 
-def checks_for(include_hidden, part="vae"):
-    checks = public_checks(part)
-    if include_hidden:
-        if not reference_available():
-            raise GraderError("hidden checks need the reference (solution/vae.py and grader/expected.py), "
-                              "which students do not receive")
-        from .hidden import hidden_checks
-        checks += hidden_checks(part)
+def checks_for(include_hidden, part="vae", variant=None):
+    try:
+        checks = public_checks(part, variant)
+        if include_hidden:
+            if not reference_available():
+                raise GraderError("hidden checks need the reference (solution/vae.py and grader/expected.py), "
+                                  "which students do not receive")
+            from .hidden import hidden_checks
+            checks += hidden_checks(part, variant)
+    except variants.VariantError as e:
+        raise GraderError(str(e)) from None
     return checks
 
 
@@ -57,10 +62,13 @@ def fixture_name(check_key, name):
     return f"{check_key}::{name}".replace("/", "|")
 
 
-def compute_fixtures():
-    """Expected values of the public checks, from the reference: what students receive."""
+def compute_fixtures(variant=None):
+    """Expected values of the public checks of ``variant`` (by default the original), from its
+    reference: what students receive (flows.py's too, in the original)."""
     from .expected import expected_values
-    return {fixture_name(c.key, name): value for part in PARTS for c in public_checks(part)
+    variant = variants.variant(variant) if variant is not None else variants.ORIGINAL
+    parts = PARTS if variant.is_original else ["vae"]
+    return {fixture_name(c.key, name): value for part in parts for c in public_checks(part, variant)
             for name, value in expected_values(c).items()}
 
 
@@ -69,7 +77,7 @@ _expected_cache, _expected_lock = {}, threading.Lock()
 
 def expected_for(checks, use_reference):
     """{check key: expected values}; computed once per process (batch grading reuses them)."""
-    cache_key = (use_reference, tuple(c.key for c in checks))
+    cache_key = (use_reference, tuple(c.key for c in checks), tuple(sorted({c.variant.canonical for c in checks})))
     with _expected_lock:  # the reference module is shared, and the stand-ins patch it while they run
         if cache_key not in _expected_cache:
             _expected_cache[cache_key] = _compute_expected(checks, use_reference)
@@ -82,6 +90,11 @@ def _compute_expected(checks, use_reference):
         return {c.key: expected_values(c) for c in checks}
     if not os.path.exists(FIXTURES):
         raise GraderError(f"{FIXTURES} is missing: the instructor's `python -m grader release` writes it")
+    stored_variant = variants.bundled()
+    for check in checks:
+        if check.variant != stored_variant:
+            raise GraderError(f"the stored expected values are those of variant {stored_variant.name}, not of "
+                              f"{check.variant.name}: grading another variant needs the reference (the kit)")
     with np.load(FIXTURES, allow_pickle=False) as saved:
         stored = {k: saved[k] for k in saved.files}
     expected = {}
@@ -95,21 +108,28 @@ def _compute_expected(checks, use_reference):
 
 
 def evaluate(path, include_hidden=False, isolation="none", config=None, use_reference=None, hidden_paths=(),
-             part=None, refused=None):
+             part=None, refused=None, variant=None):
     """Grade the file at ``path`` as ``part`` ("vae" or "flows"; by default from the file name),
     running it isolated as ``isolation`` says: "none" (process limits only), "auto", "bwrap",
     "user", or an isolation.Isolation already chosen. Returns the result dict (see check --json);
     raises IsolationError when the isolation asked for cannot be had. ``refused``: why the
-    submission cannot be graded at all (grader/intake.py), for a result of 0 saying so."""
+    submission cannot be graded at all (grader/intake.py), for a result of 0 saying so. ``variant``:
+    the assignment's variant (a name or a Variant; by default a bundle's own, else the original)."""
     config = config or load_config()
     if isinstance(isolation, str):
         isolation = choose_isolation(isolation)
     part = part or part_of(path)
     use_reference = reference_available() if use_reference is None else use_reference
-    checks = checks_for(include_hidden, part)
+    try:
+        variant = variants.variant(variant) if variant is not None else variants.default()
+    except variants.VariantError as e:
+        raise GraderError(str(e)) from None
+    checks = checks_for(include_hidden, part, variant)
     expected = expected_for(checks, use_reference)
     started = time.time()
     result = {"submission": path, "part": part, "tests": [], "warnings": [], "isolation": isolation.mode}
+    if not variant.is_original:
+        result["variant"] = variant.canonical
     source = None
     if refused is None and not os.path.lexists(path):
         refused = f"no file {os.path.basename(path)} was handed in"
@@ -167,20 +187,27 @@ def judge_check(check, import_info, answers, expected):
         check.judge(answers, expected)
         return dict(test, status="passed", output="")
     except Failed as e:
-        return dict(test, status="failed", output=str(e), mistake=e.mistake)
+        test = dict(test, status="failed", output=str(e), mistake=e.mistake)
+        return dict(test, convention=e.convention) if e.convention else test
     except Exception as e:  # a malformed answer the judge did not foresee: fail the check, never the grader
         return dict(test, status="failed", output=f"the grader could not judge this answer ({type(e).__name__}: {e})")
 
 
 def score_result(result, checks, config):
+    """Each check's points; a function whose answer is right for another variant's conventions
+    scores 0 whole, each of its checks saying so."""
     points, advice_points = config["points"], config.get("stability_points", 0)
     functions = list(dict.fromkeys(c.function for c in checks))
     weights = {f: sum(c.weight for c in checks if c.function == f and not c.advice) for f in functions}
+    other = {t["function"]: t for t in result["tests"] if t.get("convention")}
     for check, test in zip(checks, result["tests"]):
         if check.advice:
             test["max_score"] = float(advice_points)
         else:
             test["max_score"] = points[check.function] * check.weight / weights[check.function]
+        if test["status"] == "passed" and check.function in other:
+            test.update(status="failed", output="not counted: " + other[check.function]["output"],
+                        mistake=other[check.function]["mistake"], convention=other[check.function]["convention"])
         test["score"] = test["max_score"] if test["status"] == "passed" else 0.0
     result["score"] = round(sum(t["score"] for t in result["tests"]), 4)
     result["max_score"] = round(sum(t["max_score"] for t in result["tests"]), 4)
@@ -219,6 +246,10 @@ def text_report(result, hidden_note=True):
             continue
         if len(tests) > 1 and len(reasons) == 1 and reasons & set(FUNCTION_FAILURES):
             lines.append(f"  {bad} {tests[0]['output']}")
+            continue
+        other = next((t for t in tests if t.get("convention") and not t["output"].startswith("not counted")), None)
+        if other and all(t.get("convention") or t["advice"] for t in tests):  # one line: every check says it
+            lines.append(f"  {bad} {other['output']}")
             continue
         for t in tests:
             if t["advice"]:

@@ -59,8 +59,10 @@ def grading_requirements():
             if line.strip() and not line.startswith(("mlxtend", "pytest", "#"))]
 
 
-def build_bundle(out_zip, hidden_visibility="after_published"):
-    """Write the autograder zip; returns its path."""
+def build_bundle(out_zip, hidden_visibility="after_published", variant=None, roster=None):
+    """Write the autograder zip; returns its path. ``variant``: the assignment's variant (None: the
+    original); ``roster``: [(student id, name, email, variant)] of a per-student release, by which
+    each submission is graded against its student's variant (from submission_metadata.json)."""
     files = {}
     for folder in ("solution", "assignment", "grader", "data"):  # assignment/vae.py: what a flows.py imports
         for directory, _, names in os.walk(os.path.join(ROOT, folder)):
@@ -73,6 +75,13 @@ def build_bundle(out_zip, hidden_visibility="after_published"):
     config = json.loads(files[os.path.join("grader", "config.json")])
     config["gradescope"] = {"hidden_visibility": hidden_visibility}
     files[os.path.join("grader", "config.json")] = json.dumps(config, indent=2).encode()
+    if variant is not None:
+        from .release import variant_json
+        from .variants import variant as variant_named
+        files[os.path.join("grader", "fixtures", "variant.json")] = variant_json(variant_named(variant)).encode()
+    if roster:
+        files[os.path.join("grader", "fixtures", "roster.json")] = json.dumps(
+            [dict(zip(("student_id", "name", "email", "variant"), row)) for row in roster], indent=1).encode()
     files["requirements-grading.txt"] = ("\n".join(grading_requirements()) + "\n").encode()
     files["setup.sh"] = SETUP_SH.encode()
     files["run_autograder"] = RUN_AUTOGRADER.encode()
@@ -123,6 +132,37 @@ def results_json(result, visibility, seconds, note=""):
             "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
 
 
+ROSTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "roster.json")
+
+
+def variant_of_submission(root):
+    """(variant, None), or (None, why not): whose variant this submission is graded against. Without
+    a roster, the bundle's variant; with one, the variant of the student submission_metadata.json
+    names (by student id, then by email)."""
+    from .variants import default, variant
+    if not os.path.exists(ROSTER):
+        return default(), None
+    with open(ROSTER) as f:
+        roster = json.load(f)
+    users = []
+    try:
+        with open(os.path.join(root, "submission_metadata.json")) as f:
+            users = json.load(f).get("users") or []
+    except (OSError, ValueError):
+        pass
+    if not users:
+        return None, ("the autograder could not read who submitted (submission_metadata.json), so it cannot "
+                      "tell which version of the assignment is yours: ask your instructor")
+    for user in users:
+        keys = {str(user.get(k) or "").strip().lower() for k in ("sid", "email", "id")} - {""}
+        for row in roster:
+            if {row["student_id"].lower(), (row.get("email") or "").lower()} & keys:
+                return variant(row["variant"]), None
+    shown = ", ".join(str(u.get("email") or u.get("sid") or u.get("name")) for u in users)
+    return None, (f"{shown} is not on the roster this assignment was released for, so the autograder does not "
+                  f"know which version of the assignment is yours; nothing was graded: ask your instructor")
+
+
 def run(root):
     """Grade ROOT/submission and write ROOT/results/results.json; returns the JSON written.
 
@@ -137,13 +177,17 @@ def run(root):
     config = load_config()
     visibility = config.get("gradescope", {}).get("hidden_visibility", "after_published")
     path, note = find_submission(os.path.join(root, "submission"))
+    variant, not_on_roster = variant_of_submission(root)
     isolation = choose("auto")
     flows = os.path.join(root, "submission", "flows.py")
     hidden = [os.path.join(root, name) for name in ("source", "submission", "results")]
     os.makedirs(hidden[-1], exist_ok=True)
-    grade = functools.partial(evaluate, include_hidden=True, isolation=isolation, hidden_paths=hidden)
+    grade = functools.partial(evaluate, include_hidden=True, isolation=isolation, hidden_paths=hidden, variant=variant)
+    if not_on_roster:
+        from .variants import ORIGINAL
+        grade = functools.partial(grade, variant=ORIGINAL, refused=not_on_roster)
     result = grade(path or os.path.join(root, "submission", "vae.py"), part="vae")
-    if os.path.isfile(flows):  # the optional part: its tests and points are added
+    if os.path.isfile(flows) and variant is not None and variant.is_original:  # the optional part: its tests and points are added
         extra = grade(flows, part="flows")
         result = dict(result, score=result["score"] + extra["score"], tests=result["tests"] + extra["tests"],
                       warnings=result["warnings"] + [f"flows.py: {w}" for w in extra["warnings"]])

@@ -4,15 +4,18 @@ They run at grading (`grade`, `check --all`, nbgrader's hidden tests, Gradescope
 the reference computes their expected values; an answer hard-coded for the public inputs
 fails them.
 """
-from .checks import A, B, K, LB, S
-from .registry import Check
+from .checks import A, B, K, LB, S, in_variant
+from .registry import Check, only_original
 from .flow_checks import CONSTRAIN, FLOW_BOUND, PLANAR
 
 
-def hidden_checks(part="vae"):
+def hidden_checks(part="vae", variant=None):
+    """The hidden checks of ``part``; vae.py's in the conventions of ``variant`` (by default the original)."""
     if part == "flows":
+        only_original(variant)
         return hidden_flow_checks()
     stats = dict(mean=[-0.5, 3.0, 0.2], log_std=[0.5, -2.0, 0.0], rows=20000)
+    Check = in_variant(variant)
     return [
         Check("hidden: shape and reparameterization gradient", S, "sample_reparam", 8, seed=101, hidden=True,
               shapes=[(4, 10), (2, 1)]),

@@ -22,7 +22,6 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from .checks import FUNCTIONS
 from .grade import expected_for, load_config
 from .paths import ROOT, SOLUTION
-from .release import BUNDLED_GRADER
 
 TRAIN_CELL = '''# Train the VAE and write the figures into results/ (30 epochs: a few minutes on a laptop).
 # Skipped while nbgrader validates or grades the notebook.
@@ -78,12 +77,18 @@ def test_cell_source(function, hidden_blob):
             f"check_function(\"{function}\", globals(), hidden)")
 
 
-def build_notebook(solution_path=SOLUTION, config=None):
+def build_notebook(solution_path=SOLUTION, config=None, variant=None):
+    """The nbgrader source notebook of ``variant`` (None: the original, from ``solution_path``)."""
     from .hidden import hidden_checks
     from .notebook import encode_hidden
+    from .variants import variant as variant_named
     config = config or load_config()
-    with open(solution_path) as f:
-        source = f.read()
+    if variant is None or variant_named(variant).is_original:
+        with open(solution_path) as f:
+            source = f.read()
+    else:
+        from .release import variant_source
+        source = variant_source(variant)
     lines = source.splitlines()
     tree = ast.parse(source)
     graded = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in FUNCTIONS}
@@ -101,7 +106,7 @@ def build_notebook(solution_path=SOLUTION, config=None):
     cells = [new_markdown_cell(_docstring_markdown("# " + ast.get_docstring(tree)))]
     setup = _strip_comment_tail(lines[docstring_end:first - 1])
     cells.append(new_code_cell("\n".join(setup).strip("\n"), metadata=_meta("setup", locked=True)))
-    hidden = hidden_checks()
+    hidden = hidden_checks(variant=variant)
     for name in FUNCTIONS:
         node = graded[name]
         doc = node.body[0]
@@ -152,13 +157,31 @@ c.Execute.timeout = 120
 '''
 
 
-def write_course(directory):
-    """DIR/nbgrader_config.py and DIR/source/vae/ (notebook, data package, training_tools.py, public grader)."""
+def student_notebook(notebook):
+    """What nbgrader's generate_assignment gives students of a source notebook: each solution region
+    replaced by the stub, each hidden test block removed (the kit's bundle carries this one)."""
+    import copy
+    import re
+    from .release import strip_solutions
+    out = copy.deepcopy(notebook)
+    for cell in out.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution"):
+            cell.source = strip_solutions(cell.source, "the notebook")
+        if meta.get("grade"):
+            cell.source = re.sub(r"### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS\n", "", cell.source, flags=re.S)
+    return out
+
+
+def write_course(directory, variant=None):
+    """DIR/nbgrader_config.py and DIR/source/vae/ (notebook, data package, training_tools.py, public grader),
+    of ``variant`` (None: the original)."""
+    from .release import bundle_files
     assignment = os.path.join(directory, "source", "vae")
     os.makedirs(assignment, exist_ok=True)
     with open(os.path.join(directory, "nbgrader_config.py"), "w") as f:
         f.write(NBGRADER_CONFIG)
-    nbformat.write(build_notebook(), os.path.join(assignment, "vae.ipynb"))
+    nbformat.write(build_notebook(variant=variant), os.path.join(assignment, "vae.ipynb"))
     data = os.path.join(assignment, "data")
     shutil.rmtree(data, ignore_errors=True)
     os.makedirs(data)
@@ -168,7 +191,10 @@ def write_course(directory):
     shutil.copyfile(os.path.join(ROOT, "assignment", "training_tools.py"), os.path.join(assignment, "training_tools.py"))
     grader = os.path.join(assignment, "grader")
     shutil.rmtree(grader, ignore_errors=True)
-    for name in BUNDLED_GRADER:
-        os.makedirs(os.path.dirname(os.path.join(grader, name)), exist_ok=True)
-        shutil.copyfile(os.path.join(ROOT, "grader", name), os.path.join(grader, name))
+    for name, content in bundle_files(variant).items():  # the bundle's grader: its variant's stored values
+        if name.startswith("grader/"):
+            path = os.path.join(assignment, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(content.encode() if isinstance(content, str) else content)
     return os.path.join(assignment, "vae.ipynb")

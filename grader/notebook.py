@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from . import variants
 from .parts import Check, public_checks
 from .child import run_call
 from .grade import judge_check, score_result, expected_for, load_config
@@ -32,7 +33,7 @@ class _Namespace:
 def encode_hidden(checks, expected):
     """The hidden checks of one function and their expected values, as text for a hidden test cell."""
     specs = [dict(name=c.name, function=c.function, family=c.family, weight=c.weight, seed=c.seed,
-                  advice=c.advice, **c.params) for c in checks]
+                  advice=c.advice, variant=c.variant.canonical, **c.params) for c in checks]
     arrays = {f"{i}|{name}": value for i, c in enumerate(checks) for name, value in expected[c.key].items()}
     buffer = io.BytesIO()
     np.savez_compressed(buffer, __specs__=np.array(json.dumps(specs)), **arrays)
@@ -53,7 +54,7 @@ def decode_hidden(text):
 
 def check_function(function, namespace, hidden=None, quiet=False):
     """Run the checks of ``function`` on the notebook's definitions; print hints; return the points."""
-    checks = [c for c in public_checks() if c.function == function]
+    checks = [c for c in public_checks(variant=variants.default()) if c.function == function]
     expected = dict(expected_for(checks, use_reference=False))
     if hidden:
         hidden_checks, hidden_expected = decode_hidden(hidden)

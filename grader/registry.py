@@ -7,6 +7,8 @@ import re
 
 import numpy as np
 
+from . import variants
+
 BUILDERS, JUDGES = {}, {}  # family -> how its inputs and calls are built, how its answers are judged
 PUBLIC = {}  # part -> its public checks (a function)
 FUNCTIONS_OF = {}  # part -> its graded functions, in order
@@ -23,6 +25,13 @@ def register(part, functions, builders, judges, public):
     PUBLIC[part] = public
 
 
+def only_original(variant):
+    """VariantError unless ``variant`` is the original: the optional flows.py exists only there."""
+    if variant is not None and not variants.variant(variant).is_original:
+        raise variants.VariantError(f"the optional flows.py part is written for the original assignment only, "
+                                    f"not for variant {variants.variant(variant).name}")
+
+
 RTOL, ATOL = 1e-6, 1e-8
 FD_STEP, FD_RTOL = 1e-5, 1e-4
 HIDDEN_FROM_AUTOGRAD = "autograd cannot see part of the computation (its gradient disagrees with finite differences)"
@@ -31,9 +40,10 @@ HIDDEN_FROM_AUTOGRAD = "autograd cannot see part of the computation (its gradien
 class Check:
     """One named check of one function. ``family`` names how expected values are computed."""
 
-    def __init__(self, name, function, family, weight, seed, hidden=False, advice=False, **params):
+    def __init__(self, name, function, family, weight, seed, hidden=False, advice=False, variant=None, **params):
         self.name, self.function, self.family = name, function, family
         self.weight, self.seed, self.hidden, self.advice = weight, seed, hidden, advice
+        self.variant = variants.variant(variant) if variant is not None else variants.ORIGINAL  # its conventions
         self.params = params
         self.inputs, self.calls = BUILDERS[family](self, np.random.RandomState(seed), **params)
 
@@ -58,9 +68,21 @@ class Failed(Exception):
     """Raised inside a judge with the message to show. ``mistake``: a short, fixed name for a known
     mistake, by which grade summaries count the students who made it (None: not a named one)."""
 
-    def __init__(self, message, mistake=None):
+    def __init__(self, message, mistake=None, convention=None):
         super().__init__(message)
         self.mistake = mistake
+        self.convention = convention  # the canonical name of the variant this answer is right for
+
+
+class OtherConvention(Failed):
+    """An answer that is right for another variant of the assignment: the function scores 0 whole.
+    Summaries count it under one name per function, as a signal for the instructor."""
+
+    def __init__(self, message, other):
+        super().__init__(message, mistake=OTHER_CONVENTION, convention=other.canonical)
+
+
+OTHER_CONVENTION = "right for another version's conventions"
 
 
 class Named(Failed):
@@ -135,15 +157,31 @@ def _fmt(x):
     return f"{float(x):.6g}"
 
 
-def name_mistake(got, expected, variants, what):
-    """Failed naming the first known mistake whose values match, else the largest difference."""
-    for name, message in variants:
+def name_mistake(got, expected, mistakes, what, check=None):
+    """Failed naming the first known mistake whose values match, else the largest difference. With
+    ``check``, in a variant other than the original, an answer right for another variant's
+    conventions is named first (OtherConvention)."""
+    if check is not None:
+        other_convention(check, lambda key: key in expected and close(got, expected[key], rtol=1e-5, atol=1e-6))
+    for name, message in mistakes:
         if name in expected and close(got, expected[name], rtol=1e-5, atol=1e-6):
             raise Named(message)
     raise Failed(differs(got, expected["value"], what))
 
 
-def with_variants(expected, case):
+def convention_key(other):
+    """The name under which expected values hold what variant ``other``'s reference gives."""
+    return f"convention:{other.canonical}"
+
+
+def other_convention(check, matches):
+    """OtherConvention for the first neighbouring variant whose values ``matches(key)`` accepts."""
+    for other, message in check.variant.neighbours(check.function):
+        if matches(convention_key(other)):
+            raise OtherConvention(message, other)
+
+
+def with_mistakes(expected, case):
     """The expected values of one case ('value') and its mistakes' values ('case/NAME' -> 'NAME')."""
     prefix = f"{case}/"
     return {"value": expected[case], **{k[len(prefix):]: v for k, v in expected.items() if k.startswith(prefix)}}

@@ -113,7 +113,7 @@ def release(check_only=False):
 # checks' stored expected values. Not expected.py (the reference's values and the
 # mistakes' formulas), hidden.py, batch grading or this release code.
 BUNDLED_GRADER = ("__init__.py", "__main__.py", "paths.py", "intake.py", "registry.py", "checks.py", "flow_checks.py",
-                  "parts.py", "grade.py", "runner.py",
+                  "parts.py", "grade.py", "runner.py", "variants.py",
                   "child.py", "stand_ins.py", "isolation.py", "notebook.py", "config.json", "conftest.py", "test_submission.py",
                   "fixtures/public.npz")
 STUDENT_GUIDE = os.path.join(ROOT, "docs", "students.md")  # the bundle's README.md: one page, kept in one place
@@ -131,14 +131,67 @@ def student_requirements():
     return "\n".join(line for line in lines if not line.startswith(KIT_ONLY_REQUIREMENTS)) + "\n"
 
 
-def build_bundle(out_dir):
-    """Write the student bundle as OUT_DIR/vae-assignment/ and OUT_DIR/vae-assignment.zip."""
-    import shutil
-    import zipfile
-    folder = os.path.join(out_dir, "vae-assignment")
-    shutil.rmtree(folder, ignore_errors=True)
-    files = {os.path.basename(a): assignment_source(s) for s, a in GENERATED}
-    files.update({"README.md": open(STUDENT_GUIDE, encoding="utf-8").read(), "requirements.txt": student_requirements(),
+def variant_source(variant):
+    """The complete reference of ``variant`` (solution/vae.py itself for the original)."""
+    from .expected import render
+    from .variants import variant as variant_named
+    return render(variant_named(variant))
+
+
+# What the student guide says of each graded function in a variant other than the original: the
+# row of its table, in that variant's conventions.
+def guide_rows(variant):
+    sample = ("one reparameterized sample z = mean + exp(0.5 · log_var) · eps per row, (batch, L)"
+              if variant.encoder == "log_var" else "one reparameterized sample z = mean + exp(log_std) · eps per row, (batch, L)")
+    pixels = "targets −1 or +1" if variant.pixels == "pm1" else "targets 0 or 1"
+    prior = "N(0, I)" if variant.prior_std == 1.0 else f"N(0, {variant.prior_std:g}² I)"
+    second = "means and log-variances" if variant.encoder == "log_var" else "means and log standard deviations"
+    bound = ("one-sample estimate of the ELBO, averaged over the batch" if variant.bound == "mean" else
+             "one-sample estimate of the ELBO of the whole training set: N / batch size × the batch's sum")
+    step = "*ascends* the bound" if variant.direction == "ascend" else "*descends* the loss −L"
+    return (f"| `sample_latent_variables_from_posterior(encoder_output)` | {sample} |\n"
+            f"| `bernoulli_log_prob(targets, logits)` | log p(x \\| z) summed over pixels ({pixels}), (batch,), "
+            f"stable for \\|logits\\| up to 1000 |\n"
+            f"| `compute_KL(q_means_and_log_stds)` | KL(q(z\\|x) ‖ {prior}) per row, from the {second}, (batch,) |\n"
+            f"| `vae_lower_bound(gen_params, rec_params, data)` | {bound} |\n"
+            f"| `adam_step(params, gradient, m, v, t, ...)` | one bias-corrected Adam step that {step} |\n")
+
+
+def student_guide(variant):
+    """docs/students.md as the bundle of ``variant`` has it: the original's as it is; another's with
+    its own table of the five functions, its own example and no optional flows.py part."""
+    with open(STUDENT_GUIDE, encoding="utf-8") as f:
+        text = f.read()
+    if variant.is_original:
+        return text
+    table = re.search(r"\| `sample_latent_variables_from_posterior.*?\n(?=\n)", text, flags=re.S)
+    example = re.search(r"```\ncompute_KL {20,}.*?```\n", text, flags=re.S)
+    flows = re.search(r"## The optional part: planar flows\n.*?(?=<!--)", text, flags=re.S)
+    if not (table and example and flows):
+        raise ReleaseError("docs/students.md: the table of the five functions, the compute_KL example or the "
+                           "optional part's section was not found (release rewrites them for a variant)")
+    text = (text[:table.start()] + guide_rows(variant) + text[table.end():example.start()] +
+            "```\nadam_step                                            0.0 / 15\n  ✗ first step  (0 / 3)\n"
+            "      step 1: the bias correction is missing: divide m by 1 - beta1^t and v by 1 - beta2^t\n```\n" +
+            text[example.end():flows.start()] + text[flows.end():])
+    return text.replace("package, a small `grader/` for checking your work, and `flows.py` for the optional part.",
+                        "package and a small `grader/` for checking your work.").replace(
+        "# The VAE assignment: a student's guide\n",
+        "# The VAE assignment: a student's guide\n\nThis version's conventions are stated in `vae.py`'s docstrings; "
+        "read them, not another version's.\n")
+
+
+def bundle_files(variant=None):
+    """{path in the bundle: text or bytes}: what the students of ``variant`` (a name or a Variant;
+    None: the original, the kit's own checked-in files) receive."""
+    from .grade import compute_fixtures
+    from .variants import ORIGINAL, variant as variant_named
+    variant = ORIGINAL if variant is None else variant_named(variant)
+    if variant.is_original:
+        files = {os.path.basename(a): assignment_source(s) for s, a in GENERATED}
+    else:
+        files = {"vae.py": strip_solutions(variant_source(variant), f"solution/vae.py as variant {variant.canonical}")}
+    files.update({"README.md": student_guide(variant), "requirements.txt": student_requirements(),
                   "training_tools.py": open(os.path.join(ROOT, "assignment", "training_tools.py")).read()})
     for name in sorted(os.listdir(os.path.join(ROOT, "data"))):
         if name.endswith(".py"):
@@ -146,15 +199,53 @@ def build_bundle(out_dir):
     for name in BUNDLED_GRADER:
         path = os.path.join(ROOT, "grader", name)
         files[f"grader/{name}"] = open(path, "rb").read()
-    files["grader/fixtures/vae_stub.py"] = files["vae.py"]  # what a graded flows.py imports (runner.companion_vae)
-    for name, content in files.items():
-        path = os.path.join(folder, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
+    if variant.is_original:
+        files["grader/fixtures/vae_stub.py"] = files["vae.py"]  # what a graded flows.py imports (runner.companion_vae)
+    else:
+        files["grader/fixtures/public.npz"] = npz_bytes(compute_fixtures(variant))
+    files["grader/fixtures/variant.json"] = variant_json(variant)
+    return files
+
+
+def variant_json(variant, for_students=True):
+    """variant.json: the name and every axis' value (and, for the instructor, which functions differ
+    from the original's)."""
+    import json
+    saved = variant.as_json()
+    if for_students:
+        saved.pop("changed_functions")
+    return json.dumps(saved, indent=1) + "\n"
+
+
+def npz_bytes(values):
+    import io
+    import numpy as np
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **values)
+    return buffer.getvalue()
+
+
+def write_bundle(files, out_dir, name="vae-assignment", keep_folder=True):
+    """FILES as OUT_DIR/NAME/ and OUT_DIR/NAME.zip (the zip holds NAME/...); returns (folder, zip)."""
+    import shutil
+    import zipfile
+    folder = os.path.join(out_dir, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    for path, content in files.items():
+        target = os.path.join(folder, path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as f:
             f.write(content.encode() if isinstance(content, str) else content)
-    archive = os.path.join(out_dir, "vae-assignment.zip")
+    archive = os.path.join(out_dir, f"{name}.zip")
     with zipfile.ZipFile(archive + ".part", "w", zipfile.ZIP_DEFLATED) as z:
-        for name in sorted(files):
-            z.write(os.path.join(folder, name), f"vae-assignment/{name}")
+        for path in sorted(files):
+            z.write(os.path.join(folder, path), f"vae-assignment/{path}")
     os.replace(archive + ".part", archive)
+    if not keep_folder:
+        shutil.rmtree(folder)
     return folder, archive
+
+
+def build_bundle(out_dir, variant=None):
+    """Write the student bundle of ``variant`` as OUT_DIR/vae-assignment/ and OUT_DIR/vae-assignment.zip."""
+    return write_bundle(bundle_files(variant), out_dir)

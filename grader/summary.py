@@ -12,7 +12,7 @@ import os
 from collections import defaultdict
 
 from .parts import FUNCTIONS, PARTS
-from .grade import IMPORT_FAILED
+from .grade import IMPORT_FAILED, NOT_ON_ROSTER
 
 OTHER = "wrong values that match no known mistake"
 
@@ -69,7 +69,14 @@ def write_summary(records, out):
     mistakes = defaultdict(set)  # (function, mistake) -> students
     advice = set()  # (function, mistake) that cost no points
     import_failures, partly_run = {}, {}
+    other_version = defaultdict(dict)  # function -> {student: the variant their answer is right for}
+    off_roster = [s for s, r in sorted(records.items()) if r.get("variant") == NOT_ON_ROSTER]
     for student, record in sorted(records.items()):
+        for t in record.get("tests", []):
+            if t.get("convention"):
+                other_version[t["function"]][student] = t["convention"]
+        if student in off_roster:
+            continue
         for part, functions, pick in parts:
             sub = pick(record)
             if sub is None:
@@ -106,6 +113,27 @@ def write_summary(records, out):
             lines.append(f"| {len(who)} | {f} | {_cell(mistake)} | {', '.join(sorted(who))} |")
     else:
         lines.append("None: every check that ran was passed.")
+    if other_version or any(r.get("variant", "original") != "original" for r in records.values()):
+        lines += ["", "## Answers right for another version of the assignment", "",
+                  "A signal, not a verdict: each function below is right for other conventions than the version "
+                  "the student was given (its own variant), such as the original coursework's, whose answers are "
+                  "public. It scored 0, and the student was told which conventions it fits. A student can also "
+                  "arrive there by following a textbook or another course; talk to them before concluding anything.",
+                  ""]
+        if other_version:
+            lines += ["| function | students | right for | who |", "|---|---|---|---|"]
+            for f in FUNCTIONS:
+                if f in other_version:
+                    who = other_version[f]
+                    lines.append(f"| {f} | {len(who)} | {', '.join(sorted(set(who.values())))} | "
+                                 f"{', '.join(sorted(who))} |")
+        else:
+            lines.append("None.")
+    if off_roster:
+        lines += ["", "## Not on the roster", "",
+                  "These submissions match no student of the manifest: they were not graded (0, saying so). Add "
+                  "them to the roster and release again, or grade them with --variant.", ""]
+        lines += [f"- **{s}**" for s in off_roster]
     lines += ["", "## Files that failed to import", ""]
     lines += [f"- **{s}**: {_cell(why)}" for s, why in import_failures.items()] or ["None."]
     lines += ["", "## Files whose top-level code was only partly run", "",

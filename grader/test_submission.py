@@ -2,6 +2,7 @@
 
     pytest grader --submission path/to/vae.py [--public-only] [-k compute_KL]
     pytest grader --submission path/to/flows.py      (the optional part)
+    pytest grader --submission path/to/vae.py --variant fall2027   (a variant of the assignment)
 
 One test per check, named after it; a failed test shows the check's hint. The checks
 run once, in the isolated child process, exactly as `python -m grader check` runs them;
@@ -13,15 +14,22 @@ from grader.parts import PARTS, public_checks
 from grader.grade import evaluate, reference_available
 
 
-def _checks():
-    checks = [c for part in PARTS for c in public_checks(part)]
+def _checks(variant=None):
+    from grader.variants import default, variant as variant_named
+    variant = variant_named(variant) if variant else default()  # a bundle's own variant, else the original
+    parts = PARTS if variant.is_original else ["vae"]
+    checks = [c for part in parts for c in public_checks(part, variant)]
     if reference_available():
         from grader.hidden import hidden_checks
-        checks += [c for part in PARTS for c in hidden_checks(part)]
+        checks += [c for part in parts for c in hidden_checks(part, variant)]
     return checks
 
 
-CHECKS = _checks()
+def pytest_generate_tests(metafunc):
+    """One test per check, of the variant --variant names (by default the original)."""
+    if "check" in metafunc.fixturenames:
+        checks = _checks(metafunc.config.getoption("--variant"))
+        metafunc.parametrize("check", checks, ids=[c.key for c in checks])
 
 
 @pytest.fixture(scope="session")
@@ -30,11 +38,11 @@ def graded(request):
     if not path:
         pytest.skip("no submission given: pytest grader --submission FILE")
     hidden = reference_available() and not request.config.getoption("--public-only")
-    result = evaluate(path, include_hidden=hidden, isolation="auto" if request.config.getoption("--sandbox") else "none")
+    result = evaluate(path, include_hidden=hidden, isolation="auto" if request.config.getoption("--sandbox") else "none",
+                      variant=request.config.getoption("--variant"))
     return result["part"], {t["name"]: t for t in result["tests"]}
 
 
-@pytest.mark.parametrize("check", CHECKS, ids=[c.key for c in CHECKS])
 def test_check(check, graded):
     part, graded = graded
     if check.part != part:

@@ -1,7 +1,7 @@
 """The report: what the VAE learns, from one command.
 
     python solution/report.py [--parts coursework,sweep,latent2d,curves,tsne,loglik,flows] [--quick]
-                              [--data-dir DIR] [--out docs] [--cache results/report]
+                              [--data-dir DIR] [--out docs] [--cache results/report] [--variant NAME]
 
 Trains (or reuses, from --cache) the models it needs with the reference's own training
 loop, then writes figures into OUT/report/ and OUT/report.md with the numbers, the
@@ -22,6 +22,11 @@ sample, and a checkpoint holds its options). Parts:
 a minute, for CI; it writes into results/quick-report/ unless --out says otherwise, so it
 never overwrites the committed report in docs/. Same seed, same numbers. The full report
 takes about 45 minutes on 2 cores from an empty cache.
+
+--variant NAME makes the report of an assignment variant (grader/variants.py) with that
+variant's reference: coursework, sweep, latent2d, curves and tsne (its prior's scale and its
+pixels respected); loglik and flows are written for the original's conventions only. It
+writes into results/report-CANONICAL/ unless --out says otherwise.
 """
 import argparse
 import hashlib
@@ -39,6 +44,9 @@ from data import MNISTError, describe, load_mnist, save_images  # noqa: E402  (v
 from training_tools import KitError, checkpoint_of, load_checkpoint, parse_args, write_figures  # noqa: E402
 
 PARTS = ("coursework", "sweep", "latent2d", "curves", "tsne", "loglik", "flows")
+ORIGINAL_ONLY = ("loglik", "flows")  # their math is the original variant's (log_std, N(0, I), pixels 0 or 1)
+VARIANT = None  # the variant the report is of (None: the original)
+PRIOR_STD = 1.0  # its prior's standard deviation
 COURSEWORK_FIGURES = ("lower_bound.png", "samples.png", "reconstructions.png", "interpolations.png")
 NUM_FLOWS = (0, 3, 5, 8)
 LATENT_DIMS = (2, 10, 20, 50)
@@ -64,9 +72,11 @@ def data_key(data):
     return f"{name}-{hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]}"
 
 
-def train_cached(options, out, settings, train_images, test_images, data, train=vae.train):
+def train_cached(options, out, settings, train_images, test_images, data, train=None):
     """Train, resume or just load one model in OUT (vae.py's options, then --out OUT --resume);
-    returns what ``train`` returns. A checkpoint is resumed only for the same options and data."""
+    returns what ``train`` (by default vae.train) returns. A checkpoint is resumed only for the same
+    options and data."""
+    train = train or vae.train
     args = parse_args("report", [*options, "--epochs", str(settings.epochs), "--out", out, "--resume", "--quiet"],
                       flows=train is flows.train_flows)
     checkpoint = checkpoint_of(args)
@@ -76,6 +86,8 @@ def train_cached(options, out, settings, train_images, test_images, data, train=
 
 
 def posterior_means(rec_params, images):
+    if VARIANT is not None and VARIANT.pixels == "pm1":
+        images = 2 * images - 1  # the encoder was trained on pixels -1 and +1
     return onp.split(onp.asarray(vae.neural_net_predict(rec_params, images)), 2, axis=-1)[0]
 
 
@@ -153,7 +165,7 @@ def sweep_figure(models, path, seed=0):
     from data.images import _grid, _save
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3.7))
     for ax, (latent_dim, model) in zip(axes, sorted(models.items())):
-        z = onp.random.RandomState(seed).randn(25, latent_dim)
+        z = PRIOR_STD * onp.random.RandomState(seed).randn(25, latent_dim)
         ax.imshow(_grid(decode(model["gen"], z), 5, 2, (28, 28), 0.0), cmap="binary", vmin=0, vmax=1)
         ax.set_title(f"latent dimension {latent_dim}\ntest ELBO {model['history'][-1]['test']:.1f} nats", fontsize=10)
         ax.axis("off")
@@ -180,7 +192,7 @@ def scatter_by_digit(points, labels, path, title, xlabel, ylabel):
 
 def manifold_figure(gen_params, path, n=20):
     from scipy.stats import norm
-    grid = norm.ppf((onp.arange(n) + 0.5) / n)  # evenly spaced in probability under the prior
+    grid = PRIOR_STD * norm.ppf((onp.arange(n) + 0.5) / n)  # evenly spaced in probability under the prior
     z = onp.array([[z1, z2] for z2 in grid[::-1] for z1 in grid])  # top row: largest z2
     save_images(decode(gen_params, z), path, ims_per_row=n, padding=1, scale=0.45,
                 title=f"Decoded manifold of the 2-D latent space: a {n}×{n} grid, evenly spaced in probability")
@@ -217,17 +229,43 @@ def main(argv=None):
     p.add_argument("--out", default=None,
                    help="report.md and report/ go here (default: docs, or results/quick-report with --quick)")
     p.add_argument("--cache", default=os.path.join("results", "report"), help="trained models, reused when present")
+    p.add_argument("--variant", default=None, metavar="NAME",
+                   help="the report of assignment variant NAME (parts: all but loglik and flows)")
     args = p.parse_args(argv)
     parts = [part.strip() for part in args.parts.split(",") if part.strip()]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         p.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    if args.variant:
+        use_variant(p, args, parts)
     args.out = args.out or (os.path.join("results", "quick-report") if args.quick else "docs")
     try:
         make_report(args, parts)
     except (KitError, MNISTError) as e:
         print(f"report.py: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+def use_variant(parser, args, parts):
+    """Make the report of args.variant: its reference stands in for vae.py; its own out and cache."""
+    global vae, VARIANT, PRIOR_STD
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from grader.expected import variant_module
+    from grader.variants import VariantError, variant
+    try:
+        chosen = variant(args.variant)
+    except VariantError as e:
+        parser.error(str(e))
+    if chosen.is_original:
+        return
+    refused = [part for part in parts if part in ORIGINAL_ONLY]
+    if refused:
+        parser.error(f"{', '.join(refused)}: written for the original variant only; choose --parts from "
+                     f"{', '.join(p for p in PARTS if p not in ORIGINAL_ONLY)} for variant {chosen.name}")
+    VARIANT, vae = chosen, variant_module(chosen, name="vae")
+    PRIOR_STD = getattr(vae, "PRIOR_STD", 1.0)
+    args.out = args.out or os.path.join("results", ("quick-" if args.quick else "") + f"report-{chosen.canonical}")
+    args.cache = os.path.join(args.cache, f"variant-{chosen.canonical}")
 
 
 def make_report(args, parts):
@@ -269,7 +307,8 @@ def make_report(args, parts):
         model = models[DEFAULT_LATENT]
         gen, rec = model["gen"], model["rec"]
         write_figures(lambda z: decode(gen, z), lambda x: posterior_means(rec, x), model["history"], test_images,
-                      parse_args("report", ["--latent-dim", str(DEFAULT_LATENT), "--out", figures]), data)
+                      parse_args("report", ["--latent-dim", str(DEFAULT_LATENT), "--out", figures]), data,
+                      prior_std=PRIOR_STD)
         timings["coursework"] = time.time() - t0
         sections.append("## The coursework's figures\n\n"
                         f"The default model (L = {DEFAULT_LATENT}, hidden layers 200 and 200), as `vae.py` trains it."
@@ -392,8 +431,9 @@ def make_report(args, parts):
 def write_report(out, sections, settings, timings, total, data):
     defaults = vae.model_config(parse_args("report", []), data)
     lines = ["# What the VAE learns", "",
-             "Written by `python solution/report.py" + (" --quick" if settings.quick else "") + "`; "
-             "every number below comes from that run.", "",
+             "Written by `python solution/report.py" + (" --quick" if settings.quick else "") +
+             (f" --variant {VARIANT.name}" if VARIANT else "") + "`; every number below comes from that run.", "",
+             *([f"Variant {VARIANT.canonical}: " + "; ".join(VARIANT.describe()) + ".", ""] if VARIANT else []),
              f"Settings: {settings.epochs} epochs, hidden layers {defaults['hidden']}, batch {defaults['batch_size']}, "
              f"learning rate {defaults['lr']}, seed {defaults['seed']}, {defaults['dtype']}.", "",
              f"Data: {describe(data)}.", "", *sections, "## Time per part", "", "| part | seconds |", "|---|---|",

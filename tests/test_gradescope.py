@@ -1,6 +1,7 @@
 """The Gradescope autograder zip, installed and run as Gradescope does: unpacked into
 ROOT/source, run_autograder copied to ROOT/run_autograder and run from ROOT as root, with
 bubblewrap working and with it failing as in Gradescope's container."""
+import csv
 import json
 import os
 import shutil
@@ -81,14 +82,18 @@ def install(bundle, venv):
     return root
 
 
-def run_autograder(bundle, pythons, *submission, mode="bwrap", wait=0.0):
-    """Install, place the submitted (name, text) files, run ROOT/run_autograder from ROOT as Gradescope
-    does (no AUTOGRADER_ROOT, no chosen Python), and read ROOT/results/results.json ``wait`` s later."""
+def run_autograder(bundle, pythons, *submission, mode="bwrap", wait=0.0, metadata=None):
+    """Install, place the submitted (name, text) files (and ``metadata`` as ROOT/submission_metadata.json,
+    where Gradescope puts who submitted), run ROOT/run_autograder from ROOT as Gradescope does (no
+    AUTOGRADER_ROOT, no chosen Python), and read ROOT/results/results.json ``wait`` s later."""
     if mode not in pythons:
         pytest.skip(f"no {mode} isolation here (bubblewrap not working, or no Python other users can run)")
     venv, path = pythons[mode]
     root = install(bundle, venv)
     try:
+        if metadata is not None:
+            with open(os.path.join(root, "submission_metadata.json"), "w") as f:
+                json.dump(metadata, f)
         for name, text in submission:  # a text "-> TARGET" is a symbolic link to TARGET
             file = os.path.join(root, "submission", name)
             os.makedirs(os.path.dirname(file), exist_ok=True)
@@ -195,3 +200,59 @@ def test_uploads_as_students_make_them(bundle, pythons):
     data, _ = run_autograder(bundle, pythons, ("vae.py", "-> ROOT_OF_AUTOGRADER/source/solution/vae.py"))
     check_format(data)
     assert data["score"] == 0 and "symbolic link" in data["output"]
+
+
+# ------------------------------------------------------------------ variants: one per class, one per student
+@pytest.fixture(scope="module")
+def per_student(tmp_path_factory):
+    """release --variant fall2027 --roster: the autograder.zip that grades each student against their own."""
+    out = tmp_path_factory.mktemp("gs-roster")
+    roster = out / "roster.csv"
+    roster.write_text("student_id,name,email\ns001,Ann Lee,ann@uni.edu\ns002,Bo Chan,bo@uni.edu\n")
+    result = subprocess.run([sys.executable, "-m", "grader", "release", "--variant", "fall2027", "--roster",
+                             str(roster), "--bundle-dir", str(out / "build")], cwd=REPO, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    with open(out / "build" / "students" / "manifest.csv") as f:
+        manifest = {row["student_id"]: row["variant"] for row in csv.DictReader(f)}
+    return out / "build", manifest
+
+
+def metadata_of(sid, email):
+    """submission_metadata.json as Gradescope writes it (its users list)."""
+    return {"id": 123456, "created_at": "2027-10-01T12:00:00.0-07:00", "assignment": {"title": "VAE"},
+            "users": [{"email": email, "id": 9876, "name": "A Student", "sid": sid}]}
+
+
+def test_each_student_is_graded_against_their_own_variant(per_student, pythons):
+    build, manifest = per_student
+    bundle = str(build / "autograder.zip")
+    own = (build / "instructor" / f"{manifest['s001']}.py").read_text()
+    data, _ = run_autograder(bundle, pythons, ("vae.py", own), metadata=metadata_of("s001", "ann@uni.edu"))
+    assert data["score"] == 100, [t["output"] for t in data["tests"] if t["status"] != "passed"]
+    by_email, _ = run_autograder(bundle, pythons, ("vae.py", own), metadata=metadata_of("", "ANN@uni.edu"))
+    assert by_email["score"] == 100
+    neighbour, _ = run_autograder(bundle, pythons, ("vae.py", own), metadata=metadata_of("s002", "bo@uni.edu"))
+    assert neighbour["score"] < 100
+    assert any("another version of this assignment" in t["output"] for t in neighbour["tests"])
+
+
+def test_a_student_not_on_the_roster_gets_a_zero_that_says_so(per_student, pythons):
+    build, manifest = per_student
+    own = (build / "instructor" / f"{manifest['s001']}.py").read_text()
+    data, _ = run_autograder(str(build / "autograder.zip"), pythons, ("vae.py", own),
+                             metadata=metadata_of("s999", "eve@uni.edu"))
+    check_format(data)
+    assert data["score"] == 0 and "eve@uni.edu is not on the roster" in data["tests"][0]["output"]
+
+
+def test_a_class_variant_bundle_grades_against_that_variant(per_student, pythons, tmp_path):
+    out = str(tmp_path / "autograder.zip")
+    result = subprocess.run([sys.executable, "-m", "grader", "gradescope-bundle", out, "--variant", "fall2027"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    build, _ = per_student
+    own, _ = run_autograder(out, pythons, ("vae.py", (build / "instructor" / "solution.py").read_text()))
+    assert own["score"] == 100
+    original, _ = run_autograder(out, pythons, ("vae.py", source_with({})))
+    assert original["score"] <= 60

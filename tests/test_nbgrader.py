@@ -36,10 +36,13 @@ def run(*command, cwd):
     return result
 
 
-def answered(release_notebook, replacements):
-    """The released notebook with every answer cell filled in: the reference's code, or a replacement."""
-    with open(SOLUTION) as f:
-        regions = dict(zip(FUNCTIONS, solution_regions(f.read())))
+def answered(release_notebook, replacements, source=None):
+    """The released notebook with every answer cell filled in: the reference's code (of ``source``, by
+    default solution/vae.py), or a replacement."""
+    if source is None:
+        with open(SOLUTION) as f:
+            source = f.read()
+    regions = dict(zip(FUNCTIONS, solution_regions(source)))
     notebook = nbformat.read(release_notebook, as_version=4)
     for cell in notebook.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -140,3 +143,29 @@ def test_in_kernel_checks_keep_stderr_clean_and_agree_with_the_isolated_grader(t
     isolated = evaluate(path)["functions"]
     assert points == {f: isolated[f]["score"] for f in FUNCTIONS}
     assert "not finite" in captured.out  # the stability advice is still shown, on stdout
+
+
+def test_a_variant_course_grades_against_that_variant(tmp_path):
+    """nbgrader-course --variant: one variant for the whole course, end to end with the real nbgrader."""
+    from grader.expected import render
+    from grader.variants import variant
+    course = str(tmp_path / "course")
+    run(sys.executable, "-m", "grader", "nbgrader-course", course, "--variant", "fall2027", cwd=REPO)
+    run(*NBGRADER, "generate_assignment", "vae", "--force", cwd=course)
+    release = os.path.join(course, "release", "vae", "vae.ipynb")
+    released = open(release).read()
+    assert "PRIOR_STD" in released and "DESCENDS" in released  # the variant's own text
+    own = render(variant("fall2027"))
+    for region in solution_regions(own):
+        assert max(region.strip().splitlines(), key=len).strip() not in released
+    for student, source in (("own", own), ("original", None)):
+        folder = os.path.join(course, "submitted", student, "vae")
+        os.makedirs(folder)
+        for sub in ("data", "grader"):
+            shutil.copytree(os.path.join(course, "release", "vae", sub), os.path.join(folder, sub))
+        nbformat.write(answered(release, {}, source), os.path.join(folder, "vae.ipynb"))
+    run(*NBGRADER, "autograde", "vae", cwd=course)
+    run(*NBGRADER, "export", cwd=course)
+    with open(os.path.join(course, "grades.csv")) as f:
+        scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
+    assert scores["own"] == pytest.approx(100) and scores["original"] <= 60
