@@ -301,6 +301,14 @@ def judge_kl_gradient(check, results, expected):
 
 
 # ------------------------------------------------------------------ the lower bound, with stand-ins
+def encoder_input(variant, data):
+    """What the encoder reads: the data, or (data + 1) / 2 where the pixels are -1 and +1."""
+    return (data + 1) / 2 if variant.pixels == "pm1" else data
+
+
+ENCODER_CALL = {"01": "neural_net_predict(rec_params, data)", "pm1": "neural_net_predict(rec_params, (data + 1) / 2)"}
+
+
 def build_lower_bound(check, rs, batch, latent, width, flows=None):
     """vae_lower_bound's inputs (or, with ``flows`` = K, flow_lower_bound's) and the stand-ins'
     chosen values: the sample z, the Bernoulli and KL terms, and their gradients."""
@@ -317,7 +325,8 @@ def build_lower_bound(check, rs, batch, latent, width, flows=None):
                 inputs[names[-1]] = rs.randn(*shape) / np.sqrt(m if part == "W" else 1) * (1 if part == "W" else 0.1)
         nets[net] = names
     net = lambda names: [(inputs[names[i]], inputs[names[i + 1]]) for i in range(0, len(names), 2)]
-    inputs[f"{k}/e0"] = provided_network(net(nets["rec"]), inputs[f"{k}/data"])  # the base point of the stand-ins
+    inputs[f"{k}/e0"] = provided_network(net(nets["rec"]), encoder_input(check.variant, inputs[f"{k}/data"]))  # the
+    # base point of the stand-ins
     z_decoded = inputs[f"{k}/z"]
     args = [{"net": nets["gen"]}, {"net": nets["rec"]}]
     if flows is not None:  # flows (u, w, b), and where the stand-in flows take z
@@ -421,7 +430,7 @@ def judge_lower_bound_parts(check, results, expected):
                     if at_mean else
                     "vae_lower_bound never calls sample_latent_variables_from_posterior: draw z with your sampler")
     if not close(arrays["sampler_input"], encoder_output):
-        raise Named("the sampler does not get the encoder's output, neural_net_predict(rec_params, data)")
+        raise Named(f"the sampler does not get the encoder's output, {ENCODER_CALL[check.variant.pixels]}")
     if decoded is None:
         raise Named("vae_lower_bound never runs the decoder, neural_net_predict(gen_params, z)")
     if not close(decoded, check.inputs[f"{check.key}/z"]):

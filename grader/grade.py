@@ -205,9 +205,11 @@ def score_result(result, checks, config):
             test["max_score"] = float(advice_points)
         else:
             test["max_score"] = points[check.function] * check.weight / weights[check.function]
-        if test["status"] == "passed" and check.function in other:
-            test.update(status="failed", output="not counted: " + other[check.function]["output"],
-                        mistake=other[check.function]["mistake"], convention=other[check.function]["convention"])
+        if check.function in other and not test.get("convention"):
+            said = other[check.function]
+            output = ("not counted: " + said["output"] if test["status"] == "passed" else
+                      f"{said['output']} (and this check: {test['output']})")
+            test.update(status="failed", output=output, mistake=said["mistake"], convention=said["convention"])
         test["score"] = test["max_score"] if test["status"] == "passed" else 0.0
     result["score"] = round(sum(t["score"] for t in result["tests"]), 4)
     result["max_score"] = round(sum(t["max_score"] for t in result["tests"]), 4)

@@ -148,6 +148,8 @@ def guide_rows(variant):
     second = "means and log-variances" if variant.encoder == "log_var" else "means and log standard deviations"
     bound = ("one-sample estimate of the ELBO, averaged over the batch" if variant.bound == "mean" else
              "one-sample estimate of the ELBO of the whole training set: N / batch size × the batch's sum")
+    if variant.pixels == "pm1":
+        bound += "; the encoder reads (data + 1) / 2"
     step = "*ascends* the bound" if variant.direction == "ascend" else "*descends* the loss −L"
     return (f"| `sample_latent_variables_from_posterior(encoder_output)` | {sample} |\n"
             f"| `bernoulli_log_prob(targets, logits)` | log p(x \\| z) summed over pixels ({pixels}), (batch,), "

@@ -4,7 +4,7 @@ A variant is a choice on five convention axes, each a modelling choice a course 
 
     encoder    the encoder's second half is log_std (log sigma) or log_var (log sigma^2)
     prior      p(z) = N(0, sigma_p^2 I) with sigma_p = 1, 2 or 0.5
-    pixels     binarized pixels are {0, 1} or {-1, +1}
+    pixels     binarized pixels are {0, 1} or {-1, +1} (the encoder then reads (x + 1) / 2)
     direction  adam_step ascends the lower bound, or descends the loss -L
     bound      vae_lower_bound is the batch mean, or scaled to the data set: N / |B| * sum
 
@@ -41,7 +41,7 @@ AXES = {
     "bound": ("mean", "dataset"),
 }
 # axis -> the graded functions whose correct answer it changes
-FUNCTIONS_OF_AXIS = {"encoder": (S, K), "prior_std": (K,), "pixels": (B,), "direction": (A,), "bound": (LB,)}
+FUNCTIONS_OF_AXIS = {"encoder": (S, K), "prior_std": (K,), "pixels": (B, LB), "direction": (A,), "bound": (LB,)}
 # the word each non-original value adds to a variant's canonical name
 WORDS = {("encoder", "log_var"): "logvar", ("prior_std", 2.0): "prior2", ("prior_std", 0.5): "prior0.5",
          ("pixels", "pm1"): "pm1", ("direction", "descend"): "descend", ("bound", "dataset"): "dataset"}

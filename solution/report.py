@@ -86,8 +86,6 @@ def train_cached(options, out, settings, train_images, test_images, data, train=
 
 
 def posterior_means(rec_params, images):
-    if VARIANT is not None and VARIANT.pixels == "pm1":
-        images = 2 * images - 1  # the encoder was trained on pixels -1 and +1
     return onp.split(onp.asarray(vae.neural_net_predict(rec_params, images)), 2, axis=-1)[0]
 
 

@@ -130,33 +130,52 @@ def kl(v):
 '''
 
 
-def lower_bound_dataset():
-    return '''def vae_lower_bound(gen_params, rec_params, data):
-    """One-sample Monte Carlo estimate of the ELBO of the whole training set.
+def lower_bound(v):
+    """vae_lower_bound for the pixels and the bound of ``v`` (not both the original's)."""
+    pm1, dataset = v.pixels == "pm1", v.bound == "dataset"
+    title = "of the whole training set" if dataset else "averaged over the batch"
+    data = ("data: (batch, 784) images of -1s and +1s" if pm1 else "data: (batch, 784) binary images")
+    data += (", a minibatch B of the N = DATASET_SIZE\n    training images. Returns a scalar." if dataset else
+             ". Returns a scalar.")
+    sums = "\n        sum of L(x) over the N images  ~=  N / |B| * (sum of L(x) over the batch B)" if dataset else ""
+    encode = ("encode the data with\n    neural_net_predict(rec_params, (data + 1) / 2): the encoder reads the pixels as 0s and\n"
+              "    1s, while the Bernoulli term takes them as they are, -1 and +1; draw z with your sampler;\n"
+              "    decode z" if pm1 else
+              "encode the data with neural_net_predict(rec_params, .); draw z with your\n    sampler; decode z")
+    if dataset:
+        combine = ("bernoulli_log_prob and compute_KL into L(x) per image; return their sum over the rows\n"
+                   "    times N / |B| (an unbiased estimate of the data set's bound, as Kingma & Welling\n"
+                   "    write it; Adam's steps do not depend on its scale).")
+        todo = "return DATASET_SIZE / batch size * the sum over the batch of log p(x|z) - KL."
+        ret = "    return DATASET_SIZE / data.shape[0] * np.sum(lower_bound_per_image)\n"
+    else:
+        combine = ("bernoulli_log_prob and compute_KL; return the mean over the rows (a mean, not a sum,\n"
+                   "    so the learning rate does not depend on the batch size).")
+        todo = "return mean over the batch of log p(x|z) - KL, a scalar."
+        ret = ("    # The mean over the batch. (np.mean would do; its gradient in autograd divides by a\n"
+               "    # numpy integer, which turns float32 training into float64.)\n"
+               "    return np.sum(lower_bound_per_image) / data.shape[0]\n")
+    todo_in = "(data + 1) / 2 -> " if pm1 else ""
+    return f'''def vae_lower_bound(gen_params, rec_params, data):
+    """One-sample Monte Carlo estimate of the ELBO, {title}.
 
     gen_params: the decoder's (W, b) list, L -> ... -> 784.
     rec_params: the encoder's (W, b) list, 784 -> ... -> 2L.
-    data: (batch, 784) binary images, a minibatch B of the N = DATASET_SIZE training
-    images. Returns a scalar.
+    {data}
 
-        L(x) ~= log p(x | z) - KL(q(z|x) || p(z)),   z ~ q(z|x) drawn once per image
-        sum of L(x) over the N images  ~=  N / |B| * (sum of L(x) over the batch B)
+        L(x) ~= log p(x | z) - KL(q(z|x) || p(z)),   z ~ q(z|x) drawn once per image{sums}
 
-    Steps: encode the data with neural_net_predict(rec_params, .); draw z with your
-    sampler; decode z into logits with neural_net_predict(gen_params, .); combine your
-    bernoulli_log_prob and compute_KL into L(x) per image; return their sum over the rows
-    times N / |B| (an unbiased estimate of the data set's bound, as Kingma & Welling
-    write it; Adam's steps do not depend on its scale).
+    Steps: {encode} into logits with neural_net_predict(gen_params, .); combine your
+    {combine}
     """
-    # TODO: encoder output (batch, 2L) -> z (batch, L) -> logits (batch, 784);
-    #       return DATASET_SIZE / batch size * the sum over the batch of log p(x|z) - KL.
+    # TODO: {todo_in}encoder output (batch, 2L) -> z (batch, L) -> logits (batch, 784);
+    #       {todo}
     ### BEGIN SOLUTION
-    q_means_and_log_stds = neural_net_predict(rec_params, data)
+    q_means_and_log_stds = neural_net_predict(rec_params, {"(data + 1) / 2" if pm1 else "data"})
     z = sample_latent_variables_from_posterior(q_means_and_log_stds)
     logits = neural_net_predict(gen_params, z)
     lower_bound_per_image = bernoulli_log_prob(data, logits) - compute_KL(q_means_and_log_stds)
-    return DATASET_SIZE / data.shape[0] * np.sum(lower_bound_per_image)
-    ### END SOLUTION
+{ret}    ### END SOLUTION
 '''
 
 
@@ -241,8 +260,7 @@ def replacements(source, v):
                  '    """Dynamic binarization: each pixel is +1 with probability equal to its intensity, else -1.'),
                 ("    return (rs.randint(0, 255, size=pixels.shape, dtype=np.uint8) < pixels).astype(dtype)",
                  "    return 2 * (rs.randint(0, 255, size=pixels.shape, dtype=np.uint8) < pixels).astype(dtype) - 1"),
-                ("lambda x: np.split(neural_net_predict(rec_params, x), 2, axis=-1)[0],  # posterior means",
-                 "lambda x: np.split(neural_net_predict(rec_params, 2 * x - 1), 2, axis=-1)[0],  # posterior means")]
+]
     ascent = "has a closed form. Training ascends the average L(x) over minibatches with Adam."
     if v.direction == "descend" or v.bound == "dataset":
         how = {("descend", "mean"): "Training descends the loss -L(x),\naveraged over minibatches, with Adam.",
@@ -258,8 +276,10 @@ def replacements(source, v):
                  "                params[k], m[k], v[k] = adam_step(params[k], gradients[k], m[k], v[k], t,",
                  "            for k in range(len(params)):  # one Adam step per weight array, down the loss -L\n"
                  "                params[k], m[k], v[k] = adam_step(params[k], -gradients[k], m[k], v[k], t,")]
+    if v.pixels == "pm1" or v.bound == "dataset":
+        out += [(function_span(source, "vae_lower_bound"), lower_bound(v))]
     if v.bound == "dataset":
-        out += [(function_span(source, "vae_lower_bound"), lower_bound_dataset()),
+        out += [
                 ("            total += value\n",
                  "            total += value / DATASET_SIZE  # the bound per image, as the history reports it\n"),
                 ("    total = sum(lower_bound(params, binary_test_images[i:i + chunk]) * len(binary_test_images[i:i + chunk])",

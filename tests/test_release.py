@@ -181,7 +181,7 @@ def test_github_workflow_steps_run_here_as_written(tmp_path):
         assert done.returncode == 0, f"{step['name']}:\n{done.stdout}\n{done.stderr}"
         outputs.append(done.stdout)
     assert len(outputs) == 3 and "stub 0.0 reference 100.0" in outputs[1]
-    assert "variant 100.0 original 45.0" in outputs[2]  # fall2027 changes the Bernoulli term, the KL and Adam
+    assert "variant 100.0 original 45.0" in outputs[2]  # fall2027 changes the sampler, the KL and Adam
 
 
 def test_the_student_file_opens_with_its_docstring_and_plain_imports():

@@ -115,12 +115,12 @@ def test_report_errors_are_one_message(tmp_path):
 
 def test_the_report_of_a_variant_uses_its_reference_and_refuses_the_original_only_parts(tmp_path):
     data = write_raw_tiny_mnist(tmp_path / "mnist")
-    result = run_report("--variant", "fall2027", "--parts", "coursework,sweep,latent2d,curves", "--data-dir", data,
+    result = run_report("--variant", "prior2+pm1+descend", "--parts", "coursework,sweep,latent2d,curves", "--data-dir", data,
                         "--cache", str(tmp_path / "cache"), cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-1500:]
     out = tmp_path / "results" / "quick-report-prior2+pm1+descend"
     text = (out / "report.md").read_text()
-    assert "--variant fall2027" in text and "the prior is N(0, 2^2 I)" in text and "the pixels are -1 or +1" in text
+    assert "--variant prior2+pm1+descend" in text and "the prior is N(0, 2^2 I)" in text and "the pixels are -1 or +1" in text
     assert (out / "report" / "samples.png").exists() and (out / "report" / "latent2d_manifold.png").exists()
     assert os.listdir(tmp_path / "cache" / "variant-prior2+pm1+descend" / "quick")
     history = json.load(open(out / "report" / "numbers.json"))["histories"]["50"]

