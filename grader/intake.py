@@ -1,16 +1,20 @@
 """What a student handed in, found and read the way a patient teaching assistant would.
 
-One rule for every way in (``check``, both layouts of ``grade``, Gradescope):
-- the file is ``vae.py`` (or ``flows.py``); failing that, the same name in another case
-  (``VAE.py``), with an extension Windows hid (``vae.py.txt``), as a notebook (``vae.ipynb``),
-  or the only Python file or notebook there is: graded, with a line naming the file;
+One rule for every way in (``check``, both layouts of ``grade``, an LMS's download, Gradescope):
+- the file is ``vae.py`` (or ``flows.py``); failing that, a re-upload the LMS renamed
+  (``vae-1.py``), the notebook (``vae.ipynb``), an extension Windows hid (``vae.py.txt``), the
+  same name in another case (``VAE.py``), or the only Python file or notebook there is; a file
+  that is still the unchanged starter is graded only when nothing else could be (``choose``);
+- a zip or tar handed in is opened safely (grader/unpack.py) and its files take its place;
 - a notebook is graded from its code cells (read as JSON; IPython magics and shell lines left
   out), and so is a ``.py`` that really holds a notebook's JSON;
 - a symbolic link is never followed: a submission that is, or holds, one is refused, saying so;
+- the feedback names the file graded when it is not vae.py, and every file that was not graded;
 - otherwise nothing is graded, and the message names what was expected and what was found.
 """
 import json
 import os
+import re
 
 NOTEBOOK_LIMIT = 20 << 20  # bytes: larger is no student's notebook
 IGNORED = ("__MACOSX", ".ipynb_checkpoints", "__pycache__")  # what zips and Jupyter leave beside the work
@@ -62,41 +66,137 @@ def visible(folder):
     return [n for n in sorted(os.listdir(folder)) if not n.startswith(".") and n not in IGNORED]
 
 
-def _candidates(folder, module):
-    """The files of ``folder`` that could be the student's MODULE.py, best first, with why."""
-    visible_names = visible(folder)
-    lower = {n.lower(): n for n in visible_names}
-    for wanted, why in ((f"{module}.py", ""), (f"{module}.ipynb", "the notebook"),
-                        (f"{module}.py.txt", "Windows had hidden its .py extension"),
-                        (f"{module}.py", "another case")):
-        if wanted in visible_names or (why == "another case" and wanted in lower):
-            return [lower.get(wanted, wanted) if why == "another case" else wanted], why
-    return visible_names, None
+def _rank(name, module):
+    """(rank, tie-break, why) of a file named ``name`` as the student's MODULE.py, best first; None
+    for a file that is not named as it. An LMS or a browser renames a second upload of vae.py to
+    vae-1.py or "vae (1).py": the highest number is the latest."""
+    if name == f"{module}.py":
+        return 0, 0, ""
+    for rank, ending, why in ((1, ".py", "renamed on upload"), (3, ".ipynb", "the notebook, renamed on upload")):
+        match = re.fullmatch(rf"{re.escape(module)}(?:-(\d+)| \((\d+)\))" + re.escape(ending), name)
+        if match:
+            return rank, -int(match.group(1) or match.group(2)), why
+    if name == f"{module}.ipynb":
+        return 2, 0, "the notebook"
+    if name == f"{module}.py.txt":
+        return 4, 0, "Windows had hidden its .py extension"
+    if name.lower() in (f"{module}.py", f"{module}.ipynb"):
+        return 5, 0, "another case"
+    return None
 
 
-def locate(folder, module="vae", others=("flows",)):
-    """(path, note): the file of ``folder`` to grade as MODULE.py, and a line saying which file it
-    was when it is not MODULE.py itself. Refused when there is none, or when the folder is, or
-    holds, a symbolic link."""
+def is_starter(path, module="vae"):
+    """Whether ``path`` is the assignment's starter file as handed out: it defines graded functions
+    of MODULE and every one of them still only raises NotImplementedError (or passes)."""
+    import ast
+    try:
+        source = notebook_source(path) if is_notebook(path) else open(path, encoding="utf-8-sig").read()
+        tree = ast.parse(source)
+    except (Refused, OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return False
+    from .parts import PARTS
+    graded = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in PARTS.get(module, ())]
+
+    def stub(function):
+        body = [s for s in function.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        return all(isinstance(s, ast.Pass) or (isinstance(s, ast.Raise) and "NotImplementedError" in ast.dump(s))
+                   for s in body)
+    return bool(graded) and all(stub(f) for f in graded)
+
+
+CODE_ENDINGS = (".py", ".ipynb", ".py.txt")
+
+
+def choose(files, module="vae", others=("flows",)):
+    """(path, note): of ``files`` ([(name as shown to the student, path)]: what they handed in), the
+    one to grade as MODULE.py. The rule, in order:
+
+    1. a file named as MODULE: ``vae.py``; ``vae-1.py`` or ``vae (1).py`` (a re-upload the LMS
+       or the browser renamed; the highest number first); ``vae.ipynb`` (and renamed); ``vae.py.txt``;
+       the same names in another case; a file at the top before one in a folder;
+    2. failing that, the only Python file or notebook (not another part's, such as flows.py);
+    3. in either, a file that is still the unchanged starter is graded only when nothing else is.
+
+    The note names the file graded when it is not MODULE.py, and the files that were not graded.
+    Refused when nothing, or several files with nothing to choose between them, could be MODULE.py."""
+    def depth(name):
+        return name.count("/")
+    named = sorted((_rank(os.path.basename(n), module) + (depth(n), n, p)) for n, p in files
+                   if _rank(os.path.basename(n), module) is not None)
+    skip = {f"{o}{e}" for o in others for e in (".py", ".ipynb")}
+    if named:
+        pool = [c for c in named if not is_starter(c[-1], module)] or named
+        rank, _, why, _, name, path = min(pool, key=lambda c: (c[0], c[3], c[1], c[4]))
+        why = why if name == os.path.basename(name) else (why + "; " if why else "") + "in a folder"
+        note = "" if not why else f"graded {name} ({why}; the assignment asks for {module}.py)"
+    else:
+        code = [(n, p) for n, p in files if n.lower().endswith(CODE_ENDINGS)
+                and os.path.basename(n).lower() not in skip]
+        pool = [c for c in code if not is_starter(c[1], module)] or code
+        if len(pool) != 1:
+            shown = [n for n, _ in files]
+            listed = ", ".join(shown[:8]) + (", ..." if len(shown) > 8 else "") or "nothing"
+            raise Refused(f"no {module}.py was handed in: expected {module}.py (or {module}.ipynb), found {listed}")
+        name, path = pool[0]
+        note = f"graded {name}, the only Python file or notebook handed in (the assignment asks for {module}.py)"
+    left = [n for n, p in files if p != path and os.path.basename(n).lower() not in skip]
+    if left:
+        why = {n: " (the unchanged starter file)" for n, p in files if p != path and n in left
+               and n.lower().endswith(CODE_ENDINGS) and is_starter(p, module)}
+        shown = [n + why.get(n, "") for n in left]
+        note = (note + "; " if note else f"graded {name}; ") + "not graded: " + ", ".join(shown[:8]) + \
+            (f" and {len(shown) - 8} more" if len(shown) > 8 else "")
+    refuse_links(path)
+    return path, note
+
+
+ARCHIVE_ENDINGS = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+
+
+def is_archive(name):
+    return name.lower().endswith(ARCHIVE_ENDINGS)
+
+
+def handed_in(folder, open_archive=None):
+    """([(name as the student sees it, path)], [why an archive stayed closed]): every file below
+    ``folder`` (what zips and Jupyter leave aside), never following a link. With ``open_archive``
+    (grader/unpack.opener: path -> [(name inside, path)], or Refused), a zip or tar among them is
+    opened and its files stand in for it ("work.zip/vae.py"); one that cannot be opened safely
+    stays a file, and the reason is returned."""
+    files, problems = [], []
+    for directory, folders, names in os.walk(folder):
+        folders[:] = [d for d in sorted(folders) if not d.startswith(".") and d not in IGNORED]
+        for name in sorted(names):
+            if name.startswith(".") or name in IGNORED:
+                continue
+            path = os.path.join(directory, name)
+            shown = os.path.relpath(path, folder).replace(os.sep, "/")
+            if open_archive is not None and is_archive(name) and not os.path.islink(path):
+                try:
+                    files += [(f"{shown}/{inner.replace(os.sep, '/')}", p) for inner, p in open_archive(path)]
+                    continue
+                except Refused as e:
+                    problems.append(str(e))
+            files.append((shown, path))
+    return files, problems
+
+
+def locate(folder, module="vae", others=("flows",), open_archive=None):
+    """(path, note): the file of ``folder`` to grade as MODULE.py (grader/intake.choose's rule), and
+    a line saying which file it was when it is not MODULE.py itself and which were not graded.
+    Refused when there is none, or when the folder is, or holds, a symbolic link. With
+    ``open_archive`` (grader/unpack.opener), archives handed in are opened first."""
     if os.path.islink(folder):
         raise Refused(f"{os.path.basename(folder)} is a symbolic link: hand in files, not links")
     links = links_in(folder)
     if links:
         raise Refused(f"your submission holds a symbolic link ({', '.join(links[:3])}): hand in files, not links")
-    found, why = _candidates(folder, module)
-    if why is not None:
-        path = os.path.join(folder, found[0])
-        refuse_links(path)
-        return path, "" if not why else f"graded {found[0]} ({why}; the assignment asks for {module}.py)"
-    skip = {f"{o}.py" for o in others} | {f"{o}.ipynb" for o in others}
-    code = [n for n in found if n.lower().endswith((".py", ".ipynb", ".py.txt")) and n.lower() not in skip
-            and os.path.isfile(os.path.join(folder, n))]
-    if len(code) == 1:
-        path = os.path.join(folder, code[0])
-        refuse_links(path)
-        return path, f"graded {code[0]}, the only Python file or notebook handed in (the assignment asks for {module}.py)"
-    shown = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "") or "nothing"
-    raise Refused(f"no {module}.py was handed in: expected {module}.py (or {module}.ipynb), found {shown}")
+    files, problems = handed_in(folder, open_archive)
+    try:
+        path, note = choose(files, module, others)
+    except Refused as e:
+        raise Refused("; ".join([str(e), *problems])) from None
+    return path, "; ".join(n for n in (note, *problems) if n)
 
 
 def refuse_links(path):
