@@ -141,12 +141,15 @@ def cmd_check(args):
 
 def cmd_grade(args):
     from .batch import BatchError, find_submissions, grade_folder, prepare_out, skipped_entries
-    if not os.path.isdir(args.directory):
-        print(f"grader: {args.directory} is not a folder", file=sys.stderr)
+    from .intake import is_archive
+    if not os.path.isdir(args.directory) and not (os.path.isfile(args.directory) and is_archive(args.directory)):
+        what = "does not exist" if not os.path.exists(args.directory) else "is neither a folder nor a zip or tar"
+        print(f"grader: {args.directory} {what}: give a folder of submissions, or an LMS's download (the zip or its "
+              f"folder)", file=sys.stderr)
         return 2
-    if not find_submissions(args.directory):
-        print(f"grader: {args.directory} holds no submissions: one .py (or .ipynb) per student, or one folder "
-              f"per student holding vae.py", file=sys.stderr)
+    if os.path.isdir(args.directory) and not find_submissions(args.directory):
+        print(f"grader: {args.directory} holds no submissions: one .py, notebook or zip per student, one folder "
+              f"per student holding vae.py, or an LMS's download", file=sys.stderr)
         return 2
     if args.variant is not None and args.manifest is not None:
         print("grader: give --variant (one for the class) or --manifest (one per student), not both", file=sys.stderr)
@@ -175,7 +178,7 @@ def cmd_grade(args):
         except BatchError as e:
             print(f"grader: {e}", file=sys.stderr)
             return 2
-    for entry, why in skipped_entries(args.directory).items():
+    for entry, why in (skipped_entries(args.directory) if os.path.isdir(args.directory) else {}).items():
         print(f"grader: skipped {entry}: {why}", file=sys.stderr)
     graded = len(rows) - rows.skipped
     if rows.interrupted:
@@ -198,6 +201,29 @@ def cmd_grade(args):
             print(f"grader: could not grade {student}: {reason}", file=sys.stderr)
         print(f"grader: {len(rows.failed)} submissions were not graded (nothing was recorded for them; "
               f"run the same command again once the cause is fixed)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export(args):
+    from .batch import BatchError, owning
+    from .lms import ExportError, export_out
+    if not os.path.isdir(args.out):
+        print(f"grader: {args.out} is not a folder: give the --out of a `grade` run", file=sys.stderr)
+        return 2
+    options = {"column": args.column, "classlist": args.classlist}
+    try:
+        with owning(args.out):  # not while a `grade` run is writing it
+            written, missing = export_out(args.out, args.to, options)
+    except (ExportError, BatchError) as e:
+        print(f"grader: {e}", file=sys.stderr)
+        return 2
+    print("wrote " + ", ".join(os.path.relpath(p) for p in written))
+    for problem in missing:
+        print(f"grader: not exported: {problem}", file=sys.stderr)
+    if missing:
+        print(f"grader: {len(missing)} student(s) are not in the export (above): enter their grades by hand, or fix "
+              f"the cause and export again", file=sys.stderr)
         return 1
     return 0
 
@@ -273,6 +299,7 @@ def main(argv=None):
     add_check(commands)
     if has["batch"]:
         add_grade(commands)
+        add_export(commands)
     if has["nbgrader_course"]:
         add_nbgrader_course(commands)
     if has["gradescope"]:
@@ -320,8 +347,9 @@ def add_check(commands):
 
 def add_grade(commands):
     p = commands.add_parser("grade", help="grade a folder of submissions (instructors)")
-    p.add_argument("directory", help="one .py per student, or one folder per student holding vae.py "
-                                     "(and flows.py, graded as the optional part)")
+    p.add_argument("directory", help="one .py, notebook or zip per student, one folder per student holding vae.py "
+                                     "(and flows.py, graded as the optional part), or an LMS's download: the zip "
+                                     "or its folder (Canvas, Moodle, Blackboard, Brightspace)")
     p.add_argument("--out", required=True, help="folder for grades.csv and per-student results")
     p.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default 2)")
     p.add_argument("--force", action="store_true", help="grade again students already graded")
@@ -331,6 +359,20 @@ def add_grade(commands):
     p.add_argument("--no-sandbox", action="store_true", help="do not isolate the submissions (process limits only; "
                                                              "they can then read and change what you can)")
     p.set_defaults(func=cmd_grade)
+
+
+def add_export(commands):
+    p = commands.add_parser("export", help="write the gradebook import of an LMS from a `grade` run (instructors)")
+    p.add_argument("out", help="the --out folder of `grade`, graded from the LMS's download")
+    p.add_argument("--to", required=True, choices=["canvas", "moodle", "blackboard", "brightspace", "gradescope"],
+                   help="the LMS to import the grades into")
+    p.add_argument("--column", default=None, metavar="NAME",
+                   help="the gradebook column (Canvas: 'VAE (123456)' with the assignment's id updates it; Blackboard: "
+                        "the header of its download, 'VAE [Total Pts: 100 Score] |123456'; Brightspace: the grade "
+                        "item's name). Default: a new column named VAE")
+    p.add_argument("--classlist", default=None, metavar="CSV",
+                   help="Brightspace: the course's grades export, for the OrgDefinedId and Username of each name")
+    p.set_defaults(func=cmd_export)
 
 
 def add_nbgrader_course(commands):

@@ -14,6 +14,7 @@ import os
 import re
 
 from .release import ReleaseError, bundle_files, variant_json, variant_source, write_atomically, write_bundle
+from .spreadsheet import csv_text
 from .variants import VariantError, roster_variants, variant as variant_named
 
 MANIFEST_COLUMNS = ["student_id", "name", "email", "variant", "release"]
@@ -126,11 +127,8 @@ def release_variant(name, out_dir, roster=None, progress=None):
             write_bundle(cache[variant.canonical], folder, name=student, keep_folder=False)
             if progress:
                 progress(i + 1, len(assignments))
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(MANIFEST_COLUMNS)
-        writer.writerows([(s, n, e, variant.canonical, v.name) for s, n, e, variant in assignments])
-        write_atomically(manifest, buffer.getvalue())
+        write_atomically(manifest, csv_text(MANIFEST_COLUMNS, [(s, n, e, variant.canonical, v.name)
+                                                               for s, n, e, variant in assignments]))
         written += [f"students/ ({len(assignments)} bundles)", "students/manifest.csv",
                     f"instructor/ ({len(cache)} variants' solutions)"]
     gradescope_bundle(os.path.join(out_dir, "autograder.zip"), variant=v,

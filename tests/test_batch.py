@@ -275,3 +275,80 @@ def test_every_submission_as_students_hand_it_in_gets_its_row(tmp_path):
     assert "symbolic link (vae.py)" in (out_folders / "hal.txt").read_text()
     for text in [p.read_text() for p in out_folders.glob("*.txt")]:
         assert str(tmp_path) not in text, "the feedback shows the instructor's folders"
+
+
+def grades_of(out):
+    """grades.csv's rows, as {student: row}."""
+    with open(os.path.join(out, "grades.csv"), newline="") as f:
+        return {r["student"]: r for r in csv.DictReader(f)}
+
+
+def test_a_rerun_gives_the_rows_a_fresh_run_gives_after_any_change_that_decides_a_grade(tmp_path):
+    """A changed file, changed points and a damaged result are each graded again: the rerun's
+    grades.csv is a fresh run's, never a stale row."""
+    import json
+    folder = tmp_path / "class"
+    folder.mkdir()
+    right, kl_wrong = source_with({}), source_with({"compute_KL": "mean, log_std = np.split(q_means_and_log_stds, "
+                                                                  "2, axis=-1)\nreturn np.sum(mean ** 2, axis=-1)"})
+    for name in ("ana", "ben", "cy"):
+        (folder / f"{name}.py").write_text(right)
+    config = json.load(open(os.path.join(REPO, "grader", "config.json")))
+    config["points"]["compute_KL"] = 40
+    (tmp_path / "points.json").write_text(json.dumps(config))
+
+    def grade(out, config_path=None):
+        env = dict(os.environ, TMPDIR=str(tmp_path), **({"VAE_GRADER_CONFIG": str(config_path)} if config_path else {}))
+        env.pop("PYTHONPATH", None)
+        done = subprocess.run([sys.executable, "-m", "grader", "grade", str(folder), "--out", str(out),
+                               "--no-sandbox"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return grades_of(out), done.stdout
+
+    out = tmp_path / "out"
+    grade(out)
+    (folder / "ana.py").write_text(kl_wrong)  # a file changed since
+    rows, said = grade(out)
+    assert rows == grade(tmp_path / "fresh1")[0] and float(rows["ana"]["total"]) == 80
+    assert "graded 1 submissions" in said and "skipped 2 already graded" in said
+    rows, said = grade(out, tmp_path / "points.json")  # points changed: everyone again
+    assert rows == grade(tmp_path / "fresh2", tmp_path / "points.json")[0]
+    assert float(rows["ben"]["max_score"]) == 120 and "graded 3 submissions" in said
+    result = out / "cy.json"
+    result.write_text(result.read_text()[:200])  # a truncated result file
+    rows, said = grade(out, tmp_path / "points.json")
+    assert rows == grade(tmp_path / "fresh3", tmp_path / "points.json")[0] and "graded 1 submissions" in said
+
+
+def test_an_out_that_fills_up_stops_the_run_and_keeps_what_was_graded(tmp_path, monkeypatch):
+    """No space left in OUT half-way: the run stops with a message saying so, the results written
+    are whole and kept, and the same command, once there is room, grades only the rest."""
+    import errno
+    import json
+
+    from grader import batch
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("a1", "a2", "a3"):
+        (folder / f"{name}.py").write_text(source_with({}))
+    real_write, writes = batch._write, []
+
+    def full_after_the_first_student(path, text):
+        writes.append(path)
+        if path.endswith(".json") and sum(p.endswith(".json") for p in writes) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(path, text)
+    monkeypatch.setattr(batch, "_write", full_after_the_first_student)
+    out = tmp_path / "out"
+    with pytest.raises(batch.OutOfRoom) as stopped:
+        batch.grade_folder(str(folder), str(out), jobs=1, progress=False)
+    message = str(stopped.value)
+    assert "No space left on device" in message and "run the same command again" in message, message
+    kept = [n for n in os.listdir(out) if n.endswith(".json")]
+    assert len(kept) == 1 and json.load(open(out / kept[0]))["score"] == 100
+    assert not [n for n in os.listdir(out) if n.endswith(".part")]
+    monkeypatch.setattr(batch, "_write", real_write)
+    rows = batch.grade_folder(str(folder), str(out), jobs=1, progress=False)
+    assert rows.skipped == 1 and sorted(r["student"] for r in rows) == ["a1", "a2", "a3"]
+    batch.grade_folder(str(folder), str(tmp_path / "fresh"), progress=False)
+    assert grades_of(out) == grades_of(tmp_path / "fresh")
