@@ -1,18 +1,18 @@
 """The bulk downloads of learning-management systems, read as they come, and their gradebook imports.
 
-Each LMS has a module here (canvas, moodle, blackboard, brightspace) with the same three parts:
+Each LMS has a module here (canvas, moodle, blackboard, brightspace) with the same parts:
 
-- ``entries(directory)``: what the download's names say of each entry — whose it is (the LMS's own
-  identifier and the student's name), which attempt, the file's name as the student uploaded it,
-  and whether it is work, a receipt or a page of the LMS's own; None for a name it does not make;
-- ``COLUMNS`` and ``export(rows, options)``: the file (or files) that LMS imports for one assignment
-  column, from the rows ``grade`` wrote;
-- ``NAME``, ``TITLE`` and ``shown_attempt``: what the docs and messages call it and its attempts.
+- ``entries(directory)``: an ``Entry`` for each file of the download that its names account for:
+  whose it is (the LMS's own identifier and the student's name), which attempt, the file's name
+  as the student uploaded it, and whether it is work, a receipt or a page of the LMS's own;
+- ``export(records, options)``: ({file name: bytes}, [who was left out, and why]), the file (or
+  files) that LMS imports for one assignment column, from the results ``grade`` wrote;
+- ``NAME``, ``TITLE`` and ``shown_attempt``: what the messages call it and its attempts.
 
 ``recognise`` says which LMS made a folder (or None: a plain folder, graded as before), and
-``students`` gathers its entries into one student each: the latest attempt's files to grade, the
-earlier attempts and the receipts named as not graded. grader/batch.py grades them;
-``python -m grader export`` writes the import.
+``students`` gathers its entries into one student each: the latest attempt's files to grade,
+the earlier attempts named in the feedback as not graded, receipts and pages left out.
+grader/batch.py grades them; ``export_out`` (``python -m grader export``) writes the import.
 """
 import os
 from dataclasses import dataclass, field
