@@ -113,6 +113,7 @@ def interpreter_paths():
         except (OSError, ValueError, subprocess.SubprocessError):
             paths = [sys.prefix, sys.base_prefix]
         paths += [os.path.dirname(os.path.abspath(sys.executable)), os.path.dirname(os.path.realpath(sys.executable))]
+        paths += _link_folders(sys.executable)
         found = []
         for path in paths:
             for form in (os.path.abspath(path), os.path.realpath(path)):
@@ -120,6 +121,18 @@ def interpreter_paths():
                     found.append(form)
         return found
     return _cached("interpreter", probe)
+
+
+def _link_folders(path, hops=40):
+    """The folders of every link on the way from ``path`` to the file it ends at: a venv made from
+    another venv (Python 3.9 and 3.10 link to the venv they were made from) needs each of them."""
+    found, hop = [], os.path.abspath(path)
+    for _ in range(hops):
+        found.append(os.path.dirname(hop))
+        if not os.path.islink(hop):
+            break
+        hop = os.path.normpath(os.path.join(os.path.dirname(hop), os.readlink(hop)))
+    return found
 
 
 def _under(path, folder):

@@ -124,11 +124,21 @@ STUDENT_GUIDE = os.path.join(ROOT, "docs", "students.md")  # the bundle's README
 KIT_ONLY_REQUIREMENTS = ("scikit-learn", "nbgrader", "nbformat", "nbconvert", "pyyaml", "# the report", "# instructors")
 
 
+# Of requirements.txt's Python 3.9 bounds, those on what students install (pip 26's resolution of
+# the student's requirements on 3.9); the others bound nbgrader's Jupyter, which students never get.
+STUDENT_PY39_BOUNDS = ("autograd", "importlib-resources", "iniconfig", "joblib", "mlxtend", "pytest", "zipp")
+
+
 def student_requirements():
     """requirements.txt as the student bundle has it: without what only the kit needs."""
     with open(os.path.join(ROOT, "requirements.txt")) as f:
         lines = f.read().splitlines()
-    return "\n".join(line for line in lines if not line.startswith(KIT_ONLY_REQUIREMENTS)) + "\n"
+
+    def students_need(line):
+        if line.startswith(KIT_ONLY_REQUIREMENTS):
+            return False
+        return 'python_version < "3.10"' not in line or line.startswith(tuple(b + "<" for b in STUDENT_PY39_BOUNDS))
+    return "\n".join(line for line in lines if students_need(line)) + "\n"
 
 
 def variant_source(variant):
