@@ -167,3 +167,14 @@ def processes_with(text):
         except (OSError, ValueError):
             pass
     return found
+
+
+@pytest.fixture(autouse=True)
+def fresh_urllib_opener():
+    """Each test starts with no cached urllib opener: urlopen builds one on first use from the proxy
+    settings of that moment, so a test that ran offline (proxies pointed at a closed port) would
+    otherwise send the next test's downloads to that port."""
+    import urllib.request
+    urllib.request.install_opener(None)
+    yield
+    urllib.request.install_opener(None)
