@@ -7,6 +7,7 @@ more members or more bytes than ``Limits`` allows (counted as they are written, 
 archive claims). Members that zips and Macs add beside the work (``__MACOSX/``, ``._*``) are
 left out. An archive inside an archive stays a file: it is not opened in turn.
 """
+import errno
 import os
 import shutil
 import stat
@@ -22,6 +23,8 @@ class Limits:
     members: int = 2000
     total_bytes: int = 200 << 20  # a student's work is a few files of code; a notebook with figures, a few MB
 
+
+WRITING_FAILED = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}  # where it is unpacked to
 
 STUDENT = Limits()
 DOWNLOAD = Limits(members=200_000, total_bytes=20 << 30)  # a class's LMS download: hundreds of students
@@ -56,7 +59,12 @@ def unpack(archive, into, limits=STUDENT):
     except Refused:
         shutil.rmtree(into, ignore_errors=True)
         raise
-    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError, RuntimeError) as e:
+    except OSError as e:
+        shutil.rmtree(into, ignore_errors=True)
+        if e.errno in WRITING_FAILED:
+            raise  # the grader's disk, not the student's archive: never their 0
+        raise Refused(f"{name} is a damaged archive ({type(e).__name__}: {e})") from None
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, RuntimeError) as e:
         shutil.rmtree(into, ignore_errors=True)
         raise Refused(f"{name} is a damaged archive ({type(e).__name__}: {e})") from None
     return written

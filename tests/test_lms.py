@@ -298,6 +298,19 @@ def test_an_archive_that_would_escape_or_explode_is_refused(tmp_path):
     refused("t2.tar", tar_path.read_bytes(), "a link")
     ok = tmp_path / "ok.zip"
     ok.write_bytes(WORK_ZIP)
+    import errno
+
+    import grader.unpack
+
+    def disk_full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    real_copy, grader.unpack._copy = grader.unpack._copy, disk_full
+    try:  # the grader's disk filling up is the grader's failure, never the student's "damaged archive"
+        with pytest.raises(OSError) as failed:
+            unpack(str(ok), str(tmp_path / "full"))
+        assert not isinstance(failed.value, Refused) and failed.value.errno == errno.ENOSPC
+    finally:
+        grader.unpack._copy = real_copy
     assert sorted(unpack(str(ok), str(tmp_path / "ok"))) == [os.path.join("my work", "notes.md"),
                                                               os.path.join("my work", "vae.py")]
 
